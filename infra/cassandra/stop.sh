@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# Stop a local Cassandra node started by start.sh. Idempotent: a node that is not running
+# is fine. SIGTERM first (Cassandra drains: flushes memtables, closes the commit log),
+# SIGKILL if it has not exited after CASSANDRA_STOP_TIMEOUT seconds (default 60).
+#
+#   infra/cassandra/stop.sh                        # node "dev"
+#   CASSANDRA_NODE=fault infra/cassandra/stop.sh   # node "fault"
+#   infra/cassandra/stop.sh --wipe                 # and delete its data (keeps logs)
+set -euo pipefail
+
+HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+ROOT=$(cd "$HERE/../.." && pwd)
+NODE=${CASSANDRA_NODE:-dev}
+TIMEOUT=${CASSANDRA_STOP_TIMEOUT:-60}
+DIR=$ROOT/.local/cassandra/$NODE
+PIDFILE=$DIR/cassandra.pid
+WIPE=no
+for a in "$@"; do
+  case $a in
+    --wipe) WIPE=yes ;;
+    *) echo "usage: $0 [--wipe]" >&2; exit 2 ;;
+  esac
+done
+
+# Only signal the pid if it still is this node's JVM (pids get recycled).
+pid=$(cat "$PIDFILE" 2>/dev/null || true)
+if [[ -n $pid ]] && tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -qF -- "$DIR/conf"; then
+  t0=$(date +%s%N)
+  kill -TERM "$pid" 2>/dev/null || true
+  for ((i = 0; i < TIMEOUT * 10; i++)); do
+    kill -0 "$pid" 2>/dev/null || break
+    sleep 0.1
+  done
+  if kill -0 "$pid" 2>/dev/null; then
+    echo "cassandra node '$NODE' (pid $pid) ignored SIGTERM for ${TIMEOUT}s; killing it"
+    kill -KILL "$pid" 2>/dev/null || true
+    while kill -0 "$pid" 2>/dev/null; do sleep 0.1; done
+  fi
+  echo "cassandra node '$NODE' (pid $pid) stopped in $(( ($(date +%s%N) - t0) / 1000000 )) ms"
+else
+  echo "cassandra node '$NODE' is not running"
+fi
+rm -f "$PIDFILE"
+
+if [[ $WIPE == yes ]]; then
+  rm -rf "$DIR"/{data,commitlog,saved_caches,hints,cdc_raw}
+  echo "wiped data of cassandra node '$NODE'"
+fi

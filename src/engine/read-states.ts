@@ -1,0 +1,201 @@
+// The semantics of PROTOCOL.md's events, as synchronous functions of (tables, event, now).
+//
+// How a read state's counts are derived (the one place that defines them):
+// - unread_count  = channel messages newer than the acked id (Channel.countNewerThan), or
+//                   every message of the channel while nothing is acked;
+// - mention_count = mentionBias + channel.everyoneCount. At an ack the bias is set to
+//                   (mentions after the ack) - everyoneCount; each later explicit mention
+//                   adds 1 to the bias, each later mention_everyone adds 1 to the channel's
+//                   count. So an @everyone in a huge channel writes one number, not one per member.
+// Membership is the existence of a read state: joining creates one, leaving deletes it.
+//
+// The caller makes the states an event needs resident first (store/loader); a state that
+// is not in the table is, for these functions, a user who is not a member.
+
+import { type Channel, ChannelTable } from './channel-table.js';
+import { type DirtyEvictionSink, ReadStateTable } from './read-state-table.js';
+import { compareSnowflakes, SnowflakeGenerator } from './snowflake.js';
+
+/** Outcome of an event, mapped to PROTOCOL.md error codes at the gateway. */
+export const Outcome = {
+  ok: 0,
+  unknownChannel: 10003,
+  unknownMessage: 10008,
+  missingAccess: 50001,
+  /** The table is full of dirty entries the store cannot take yet. */
+  tableFull: -1,
+} as const;
+export type Outcome = (typeof Outcome)[keyof typeof Outcome];
+
+/** A read state as the protocol shows it; ids as halves, 0/0 meaning null. */
+export interface ReadStateView {
+  channelHi: number;
+  channelLo: number;
+  lastMessageHi: number;
+  lastMessageLo: number;
+  ackHi: number;
+  ackLo: number;
+  unread: number;
+  mentions: number;
+}
+
+export function emptyView(): ReadStateView {
+  return { channelHi: 0, channelLo: 0, lastMessageHi: 0, lastMessageLo: 0, ackHi: 0, ackLo: 0, unread: 0, mentions: 0 };
+}
+
+export interface ReadStatesOptions {
+  capacity: number;
+  flushDelayMs: number;
+  /** Distinguishes this process's message ids from other processes' (0..1023). */
+  workerId: number;
+  windowSize?: number;
+  evictionSink: DirtyEvictionSink;
+}
+
+export class ReadStates {
+  readonly table: ReadStateTable;
+  readonly channels: ChannelTable;
+  private readonly ids: SnowflakeGenerator;
+
+  /** Slots whose stored values an event changed (they are also marked dirty), valid until the next event. */
+  readonly changed: number[] = [];
+  /** Id halves of the message the last successful createMessage posted. */
+  messageHi = 0;
+  messageLo = 0;
+
+  constructor(options: ReadStatesOptions) {
+    this.table = new ReadStateTable(options.capacity, options.flushDelayMs, options.evictionSink);
+    this.channels = new ChannelTable(options.windowSize);
+    this.ids = new SnowflakeGenerator(options.workerId);
+  }
+
+  /**
+   * Makes (user) a member of (channel), creating the channel on its first member. A new
+   * member starts fully read; an existing one keeps its state. The state's slot, or -1 when
+   * the table is full of unwritable dirty entries.
+   */
+  join(userHi: number, userLo: number, channelHi: number, channelLo: number, nowMs: number): number {
+    const channel = this.channels.findOrCreate(channelHi, channelLo);
+    const known = this.table.get(userHi, userLo, channelHi, channelLo);
+    if (known !== -1) return known;
+    const slot = this.table.insert(userHi, userLo, channelHi, channelLo);
+    if (slot === -1) return -1;
+    this.ackNewest(slot, channel);
+    this.table.markDirty(slot, nowMs);
+    return slot;
+  }
+
+  /** Removes the membership; true when there was one. */
+  leave(userHi: number, userLo: number, channelHi: number, channelLo: number): boolean {
+    const slot = this.table.find(userHi, userLo, channelHi, channelLo);
+    if (slot === -1) return false;
+    this.table.delete(slot);
+    return true;
+  }
+
+  /**
+   * MESSAGE_CREATE by the author in the channel. `mentions` holds `mentionCount` user ids as
+   * halves (hi at 2i, lo at 2i + 1); duplicates, the author and non-members are ignored.
+   * On success the new id is in messageHi/messageLo and `changed` lists the author's state
+   * and every mentioned member's; every other member's unread count moved by derivation.
+   */
+  createMessage(
+    channelHi: number,
+    channelLo: number,
+    authorHi: number,
+    authorLo: number,
+    mentions: Uint32Array,
+    mentionCount: number,
+    mentionsEveryone: boolean,
+    nowMs: number,
+  ): Outcome {
+    this.changed.length = 0;
+    const channel = this.channels.find(channelHi, channelLo);
+    if (channel === undefined) return Outcome.unknownChannel;
+    const author = this.table.get(authorHi, authorLo, channelHi, channelLo);
+    if (author === -1) return Outcome.missingAccess;
+
+    this.ids.next(nowMs, channel.newestHi, channel.newestLo);
+    this.messageHi = this.ids.hi;
+    this.messageLo = this.ids.lo;
+    channel.append(this.messageHi, this.messageLo, mentionsEveryone);
+
+    this.ackNewest(author, channel);
+    this.table.markDirty(author, nowMs);
+    this.changed.push(author);
+
+    // With @everyone every member is mentioned once through everyoneCount; explicit
+    // mentions on top of it would count the message twice.
+    if (mentionsEveryone) return Outcome.ok;
+    for (let i = 0; i < mentionCount; i++) {
+      const hi = mentions[i * 2];
+      const lo = mentions[i * 2 + 1];
+      if (hi === authorHi && lo === authorLo) continue;
+      if (this.seenEarlier(mentions, i, hi, lo)) continue;
+      const slot = this.table.find(hi, lo, channelHi, channelLo);
+      if (slot === -1) continue;
+      channel.addMention(hi, lo);
+      this.table.mentionBias[slot]++;
+      this.table.markDirty(slot, nowMs);
+      this.changed.push(slot);
+    }
+    return Outcome.ok;
+  }
+
+  /**
+   * MESSAGE_ACK: the user has read everything up to (messageHi, messageLo). Acks never move
+   * backwards; an older or equal ack succeeds and changes nothing (`changed` then holds the
+   * slot unmarked, so the caller can still answer with the state).
+   */
+  ack(userHi: number, userLo: number, channelHi: number, channelLo: number, messageHi: number, messageLo: number, nowMs: number): Outcome {
+    this.changed.length = 0;
+    const channel = this.channels.find(channelHi, channelLo);
+    if (channel === undefined) return Outcome.unknownChannel;
+    const slot = this.table.get(userHi, userLo, channelHi, channelLo);
+    if (slot === -1) return Outcome.missingAccess;
+    if (!channel.hasMessages || compareSnowflakes(messageHi, messageLo, channel.newestHi, channel.newestLo) > 0) {
+      return Outcome.unknownMessage;
+    }
+    const table = this.table;
+    this.changed.push(slot);
+    if (compareSnowflakes(messageHi, messageLo, table.ackHi[slot], table.ackLo[slot]) <= 0) return Outcome.ok;
+    const newer = channel.countNewerThan(messageHi, messageLo);
+    table.ackHi[slot] = messageHi;
+    table.ackLo[slot] = messageLo;
+    table.mentionBias[slot] = channel.mentionsInNewest(newer, userHi, userLo) - channel.everyoneCount;
+    table.markDirty(slot, nowMs);
+    return Outcome.ok;
+  }
+
+  /** Fills `out` with the protocol view of the state in `slot`. */
+  view(slot: number, out: ReadStateView): ReadStateView {
+    const table = this.table;
+    const channel = this.channels.find(table.channelHi[slot], table.channelLo[slot]);
+    out.channelHi = table.channelHi[slot];
+    out.channelLo = table.channelLo[slot];
+    out.ackHi = table.ackHi[slot];
+    out.ackLo = table.ackLo[slot];
+    if (channel === undefined) {
+      out.lastMessageHi = out.lastMessageLo = out.unread = out.mentions = 0;
+      return out;
+    }
+    out.lastMessageHi = channel.newestHi;
+    out.lastMessageLo = channel.newestLo;
+    const acked = out.ackHi !== 0 || out.ackLo !== 0;
+    out.unread = acked ? channel.countNewerThan(out.ackHi, out.ackLo) : channel.messageCount;
+    out.mentions = table.mentionBias[slot] + channel.everyoneCount;
+    return out;
+  }
+
+  /** Acks the channel's newest message (or nothing, in an empty channel): unread 0, mentions 0. */
+  private ackNewest(slot: number, channel: Channel): void {
+    this.table.ackHi[slot] = channel.newestHi;
+    this.table.ackLo[slot] = channel.newestLo;
+    this.table.mentionBias[slot] = -channel.everyoneCount;
+  }
+
+  private seenEarlier(mentions: Uint32Array, i: number, hi: number, lo: number): boolean {
+    for (let j = 0; j < i; j++) if (mentions[j * 2] === hi && mentions[j * 2 + 1] === lo) return true;
+    return false;
+  }
+}
