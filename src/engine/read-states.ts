@@ -170,20 +170,25 @@ export class ReadStates {
   /** Fills `out` with the protocol view of the state in `slot`. */
   view(slot: number, out: ReadStateView): ReadStateView {
     const table = this.table;
-    const channel = this.channels.find(table.channelHi[slot], table.channelLo[slot]);
-    out.channelHi = table.channelHi[slot];
-    out.channelLo = table.channelLo[slot];
-    out.ackHi = table.ackHi[slot];
-    out.ackLo = table.ackLo[slot];
+    return this.viewOfValues(table.channelHi[slot], table.channelLo[slot], table.ackHi[slot], table.ackLo[slot], table.mentionBias[slot], out);
+  }
+
+  /** The protocol view of stored values that are not (or no longer) in the table. */
+  viewOfValues(channelHi: number, channelLo: number, ackHi: number, ackLo: number, mentionBias: number, out: ReadStateView): ReadStateView {
+    out.channelHi = channelHi;
+    out.channelLo = channelLo;
+    out.ackHi = ackHi;
+    out.ackLo = ackLo;
+    const channel = this.channels.find(channelHi, channelLo);
     if (channel === undefined) {
       out.lastMessageHi = out.lastMessageLo = out.unread = out.mentions = 0;
       return out;
     }
     out.lastMessageHi = channel.newestHi;
     out.lastMessageLo = channel.newestLo;
-    const acked = out.ackHi !== 0 || out.ackLo !== 0;
-    out.unread = acked ? channel.countNewerThan(out.ackHi, out.ackLo) : channel.messageCount;
-    out.mentions = table.mentionBias[slot] + channel.everyoneCount;
+    const acked = ackHi !== 0 || ackLo !== 0;
+    out.unread = acked ? channel.countNewerThan(ackHi, ackLo) : channel.messageCount;
+    out.mentions = mentionBias + channel.everyoneCount;
     return out;
   }
 

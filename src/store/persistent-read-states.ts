@@ -1,0 +1,589 @@
+// The read states as the gateway sees them: the pure engine, made resident from the store on
+// a miss and written back behind the engine's back.
+//
+// - Loads: one load in flight per key (user, channel, or user+channel); every request that
+//   needs the key waits on that same load, so events queue behind it. After the awaits,
+//   residency is checked again synchronously, because other loads may have evicted in between.
+// - Writes: a changed state is written flushDelayMs after its first unflushed change (later
+//   changes ride along), at once when evicted, and everything on stop(). Memberships (join,
+//   leave) are written through before they are acknowledged.
+// - Faults: a record handed to the store stays in `unconfirmed` until a write succeeds; a
+//   failed write is retried with backoff, a newer copy supersedes an older one, and loads
+//   read unconfirmed copies before the store, so nothing is lost or overwritten with older
+//   data. While the store is down the unconfirmed records are bounded by maxPendingWrites:
+//   past it the table refuses to evict dirty entries.
+
+import type { Logger } from 'pino';
+import { type Channel } from '../engine/channel-table.js';
+import { type DirtyEvictionSink, type FlushSink, type ReadStateTable } from '../engine/read-state-table.js';
+import { emptyView, Outcome, ReadStates, type ReadStateView } from '../engine/read-states.js';
+import { formatSnowflake, parseSnowflake } from '../engine/snowflake.js';
+import type { ChannelRecord, ReadStateRecord, ReadStateStore, WindowMessage } from './records.js';
+
+/** The protocol's ReadState object. */
+export interface ReadStateJson {
+  channel_id: string;
+  last_message_id: string | null;
+  last_acked_id: string | null;
+  unread_count: number;
+  mention_count: number;
+}
+
+/** A request the engine refused, or 4000 when the store failed a load or write it needed. */
+export interface Failure {
+  code: 10003 | 10008 | 50001 | 4000;
+}
+
+export interface CreateResult {
+  code: 0;
+  messageId: string;
+  channelId: string;
+  /** The author's state and every mentioned member's; other members' unread counts moved by derivation. */
+  changed: Map<string, ReadStateJson>;
+}
+
+export interface PersistentReadStatesOptions {
+  store: ReadStateStore;
+  capacity: number;
+  flushDelayMs: number;
+  workerId: number;
+  windowSize?: number;
+  /** Records handed to the store and not yet confirmed, at most (memory bound during outages). */
+  maxPendingWrites?: number;
+  /** Records per store call. */
+  writeBatchSize?: number;
+  clock?: () => number;
+  log?: Logger;
+}
+
+export interface PersistentReadStatesStats {
+  size: number;
+  capacity: number;
+  dirty: number;
+  dirtyChannels: number;
+  hits: number;
+  misses: number;
+  evictions: number;
+  flushes: number;
+  writes: number;
+  writeErrors: number;
+  loadErrors: number;
+  pendingWrites: number;
+}
+
+const RETRY_BASE_MS = 100;
+const RETRY_MAX_MS = 5000;
+const READY_PROBE_MS = 1000;
+const STOP_DEADLINE_MS = 60_000;
+
+const keyOf = (userId: string, channelId: string) => `${userId}:${channelId}`;
+
+export class PersistentReadStates implements DirtyEvictionSink, FlushSink {
+  readonly engine: ReadStates;
+  private readonly store: ReadStateStore;
+  private readonly clock: () => number;
+  private readonly log: Logger | undefined;
+  private readonly maxPendingWrites: number;
+  private readonly writeBatchSize: number;
+  private readonly flushDelayMs: number;
+
+  private readonly channelLoads = new Map<string, Promise<boolean>>();
+  private readonly stateLoads = new Map<string, Promise<boolean>>();
+  private readonly userLoads = new Map<string, Promise<ReadStateRecord[]>>();
+
+  /** Every record handed to the store and not yet confirmed written, by key. */
+  private readonly unconfirmed = new Map<string, ReadStateRecord>();
+  private writeQueue: ReadStateRecord[] = [];
+  private readonly dirtyChannels = new Map<Channel, number>();
+  private channelQueue: Channel[] = [];
+  private writing = false;
+  private failures = 0;
+  private retryAt = 0;
+
+  private tickTimer: NodeJS.Timeout | undefined;
+  private probeTimer: NodeJS.Timeout | undefined;
+  private stopped = false;
+  private probedReady = false;
+  private readonly scratch = new Uint32Array(4);
+  private readonly mentionHalves = new Uint32Array(2 * 1024);
+  private readonly viewScratch = emptyView();
+
+  private readonly counters = { hits: 0, misses: 0, flushes: 0, writes: 0, writeErrors: 0, loadErrors: 0 };
+
+  constructor(options: PersistentReadStatesOptions) {
+    this.store = options.store;
+    this.clock = options.clock ?? Date.now;
+    this.log = options.log;
+    this.flushDelayMs = options.flushDelayMs;
+    this.maxPendingWrites = options.maxPendingWrites ?? 200_000;
+    this.writeBatchSize = options.writeBatchSize ?? 500;
+    this.engine = new ReadStates({
+      capacity: options.capacity,
+      flushDelayMs: options.flushDelayMs,
+      workerId: options.workerId,
+      windowSize: options.windowSize,
+      evictionSink: this,
+    });
+  }
+
+  /** Store reachable and schema in place, as of the last probe or write. */
+  get ready(): boolean {
+    return this.probedReady && this.failures === 0;
+  }
+
+  get stats(): PersistentReadStatesStats {
+    const table = this.engine.table;
+    return {
+      size: table.size,
+      capacity: table.capacity,
+      dirty: table.dirtyCount,
+      dirtyChannels: this.dirtyChannels.size,
+      evictions: table.evictions,
+      pendingWrites: this.unconfirmed.size,
+      ...this.counters,
+    };
+  }
+
+  start(): void {
+    const tickMs = Math.min(1000, Math.max(5, Math.floor(this.flushDelayMs / 10)));
+    this.tickTimer = setInterval(() => this.flushDue(), tickMs);
+    this.tickTimer.unref();
+    const probe = () => {
+      this.store.isReady().then(
+        (ok) => (this.probedReady = ok),
+        () => (this.probedReady = false),
+      );
+    };
+    probe();
+    this.probeTimer = setInterval(probe, READY_PROBE_MS);
+    this.probeTimer.unref();
+  }
+
+  /** Writes every changed state and channel, retrying until done or a deadline passes. */
+  async stop(): Promise<void> {
+    this.stopped = true;
+    clearInterval(this.tickTimer);
+    clearInterval(this.probeTimer);
+    this.engine.table.takeAllDirty(this);
+    for (const channel of this.dirtyChannels.keys()) this.channelQueue.push(channel);
+    this.dirtyChannels.clear();
+    const deadline = this.clock() + STOP_DEADLINE_MS;
+    while (this.unconfirmed.size > 0 || this.channelQueue.length > 0 || this.writing) {
+      if (this.clock() > deadline) {
+        this.log?.error({ pendingWrites: this.unconfirmed.size, channels: this.channelQueue.length }, 'stop: store unreachable, unwritten read states lost');
+        return;
+      }
+      this.retryAt = Math.min(this.retryAt, this.clock());
+      await this.drain();
+      if (this.unconfirmed.size > 0 || this.channelQueue.length > 0) await sleep(50);
+    }
+  }
+
+  // ---- Requests --------------------------------------------------------------------------
+
+  async loadUser(userId: string): Promise<ReadStateJson[]> {
+    const user = this.halves(userId, 0);
+    const userHi = user[0];
+    const userLo = user[1];
+    const records = await this.loadUserRecords(userId);
+    await Promise.all(records.map((r) => this.ensureChannel(r.channelId)));
+    const views: ReadStateJson[] = [];
+    for (const record of records) {
+      const channel = this.halves(record.channelId, 2);
+      const channelHi = channel[0];
+      const channelLo = channel[1];
+      let slot = this.engine.table.find(userHi, userLo, channelHi, channelLo);
+      if (slot === -1) slot = this.insertRecord(this.unconfirmed.get(keyOf(record.userId, record.channelId)) ?? record);
+      if (slot === -1) {
+        // Table full of unwritable dirty entries: answer from the record itself.
+        const ack = record.lastAckedId === null ? [0, 0] : this.pair(record.lastAckedId);
+        this.engine.viewOfValues(channelHi, channelLo, ack[0], ack[1], record.mentionBias, this.viewScratch);
+      } else {
+        this.engine.view(slot, this.viewScratch);
+      }
+      views.push(toJson(this.viewScratch));
+    }
+    return views;
+  }
+
+  async createMessage(channelId: string, authorId: string, mentions: readonly string[], mentionEveryone: boolean): Promise<CreateResult | Failure> {
+    try {
+      if (!(await this.ensureChannel(channelId))) return { code: Outcome.unknownChannel };
+      const unique = mentionEveryone ? [] : [...new Set(mentions)].slice(0, this.mentionHalves.length / 2);
+      for (let attempt = 0; ; attempt++) {
+        const [authorMember, ...members] = await Promise.all([this.ensureState(authorId, channelId), ...unique.map((m) => this.ensureState(m, channelId))]);
+        if (!authorMember) return { code: Outcome.missingAccess };
+        const result = this.applyCreate(channelId, authorId, unique.filter((_, i) => members[i]), mentionEveryone);
+        if (result !== undefined) return result;
+        if (attempt === 3) return { code: 4000 };
+      }
+    } catch (error) {
+      return this.loadFailed(error);
+    }
+  }
+
+  async ack(userId: string, channelId: string, messageId: string): Promise<{ code: 0; state: ReadStateJson } | Failure> {
+    try {
+      if (!(await this.ensureChannel(channelId))) return { code: Outcome.unknownChannel };
+      const message = this.halves(messageId, 0);
+      const messageHi = message[0];
+      const messageLo = message[1];
+      for (let attempt = 0; ; attempt++) {
+        if (!(await this.ensureState(userId, channelId))) return { code: Outcome.missingAccess };
+        const user = this.halves(userId, 0);
+        const channel = this.halves(channelId, 2);
+        const outcome = this.engine.ack(user[0], user[1], channel[0], channel[1], messageHi, messageLo, this.clock());
+        if (outcome === Outcome.ok) return { code: 0, state: toJson(this.engine.view(this.engine.changed[0], this.viewScratch)) };
+        // Evicted between the load and now: load again.
+        if (outcome === Outcome.missingAccess && attempt < 3) continue;
+        return { code: outcome === Outcome.tableFull ? 4000 : outcome };
+      }
+    } catch (error) {
+      return this.loadFailed(error);
+    }
+  }
+
+  /** Adds a member (creating the channel on its first member); an existing member keeps its state. */
+  async join(channelId: string, userId: string): Promise<{ code: 0; state: ReadStateJson; created: boolean } | Failure> {
+    try {
+      const channelExisted = await this.ensureChannel(channelId);
+      if (await this.ensureState(userId, channelId)) {
+        const state = this.viewOf(userId, channelId);
+        if (state !== undefined) return { code: 0, state, created: false };
+      }
+      const [userHi, userLo] = this.pair(userId);
+      const [channelHi, channelLo] = this.pair(channelId);
+      const slot = this.engine.join(userHi, userLo, channelHi, channelLo, this.clock());
+      if (slot === -1) return { code: 4000 };
+      const record = this.recordOf(this.engine.table, slot);
+      const channelState = this.engine.channels.find(channelHi, channelLo)!;
+      try {
+        if (!channelExisted) await this.store.writeChannels([channelRecordOf(channelState)]);
+        await this.store.writeStates([record]);
+      } catch (error) {
+        // Not acknowledged: take the membership back so memory and store agree.
+        this.engine.leave(userHi, userLo, channelHi, channelLo);
+        throw error;
+      }
+      const state = this.viewOf(userId, channelId);
+      if (state === undefined) return { code: 4000 };
+      return { code: 0, state, created: true };
+    } catch (error) {
+      return this.loadFailed(error);
+    }
+  }
+
+  /** Removes a member and its read state; removed is false when the user was not a member. */
+  async leave(channelId: string, userId: string): Promise<{ code: 0; removed: boolean } | Failure> {
+    try {
+      if (!(await this.ensureChannel(channelId))) return { code: Outcome.unknownChannel };
+      const member = await this.ensureState(userId, channelId);
+      if (!member) return { code: 0, removed: false };
+      await this.store.deleteState(userId, channelId);
+      const key = keyOf(userId, channelId);
+      // A queued or retried write of the old state must not bring the row back.
+      this.unconfirmed.delete(key);
+      const user = this.halves(userId, 0);
+      const channel = this.halves(channelId, 2);
+      this.engine.leave(user[0], user[1], channel[0], channel[1]);
+      return { code: 0, removed: true };
+    } catch (error) {
+      return this.loadFailed(error);
+    }
+  }
+
+  /** The state if resident (no load, no LRU touch); undefined otherwise. */
+  viewOf(userId: string, channelId: string): ReadStateJson | undefined {
+    const user = this.halves(userId, 0);
+    const channel = this.halves(channelId, 2);
+    const slot = this.engine.table.find(user[0], user[1], channel[0], channel[1]);
+    return slot === -1 ? undefined : toJson(this.engine.view(slot, this.viewScratch));
+  }
+
+  /** The state, loaded if needed; null when the user is not a member. */
+  async view(userId: string, channelId: string): Promise<ReadStateJson | null> {
+    if (!(await this.ensureChannel(channelId))) return null;
+    for (let attempt = 0; attempt < 3; attempt++) {
+      if (!(await this.ensureState(userId, channelId))) return null;
+      const state = this.viewOf(userId, channelId);
+      if (state !== undefined) return state;
+    }
+    return null;
+  }
+
+  // ---- Engine sinks ----------------------------------------------------------------------
+
+  acceptDirtyEviction(table: ReadStateTable, slot: number): boolean {
+    if (this.unconfirmed.size >= this.maxPendingWrites) {
+      this.log?.warn({ pendingWrites: this.unconfirmed.size }, 'store behind: keeping dirty read states in memory');
+      return false;
+    }
+    this.enqueue(this.recordOf(table, slot));
+    queueMicrotask(() => void this.drain());
+    return true;
+  }
+
+  flushEntry(table: ReadStateTable, slot: number): void {
+    this.enqueue(this.recordOf(table, slot));
+  }
+
+  // ---- Loads -----------------------------------------------------------------------------
+
+  /** Makes the channel resident; false when the store has never seen it. */
+  private ensureChannel(channelId: string): Promise<boolean> | boolean {
+    const c = this.halves(channelId, 2);
+    if (this.engine.channels.find(c[0], c[1]) !== undefined) return true;
+    let load = this.channelLoads.get(channelId);
+    if (load === undefined) {
+      load = this.store
+        .loadChannel(channelId)
+        .then((record) => {
+          if (record === null) return false;
+          const halves = this.pair(channelId);
+          const channel = this.engine.channels.find(halves[0], halves[1]);
+          if (channel === undefined) this.restoreChannel(record);
+          return true;
+        })
+        .finally(() => this.channelLoads.delete(channelId));
+      this.channelLoads.set(channelId, load);
+    }
+    return load;
+  }
+
+  /** Makes (user, channel) resident; false when the user is not a member. The channel must be resident. */
+  private ensureState(userId: string, channelId: string): Promise<boolean> | boolean {
+    const user = this.halves(userId, 0);
+    const channel = this.halves(channelId, 2);
+    if (this.engine.table.get(user[0], user[1], channel[0], channel[1]) !== -1) {
+      this.counters.hits++;
+      return true;
+    }
+    const key = keyOf(userId, channelId);
+    let load = this.stateLoads.get(key);
+    if (load === undefined) {
+      this.counters.misses++;
+      const pending = this.unconfirmed.get(key);
+      const source = pending !== undefined ? Promise.resolve(pending) : this.store.loadState(userId, channelId);
+      load = source
+        .then((record) => {
+          if (record === null) return false;
+          const u = this.halves(userId, 0);
+          const c = this.halves(channelId, 2);
+          if (this.engine.table.find(u[0], u[1], c[0], c[1]) !== -1) return true;
+          return this.insertRecord(this.unconfirmed.get(key) ?? record) !== -1;
+        })
+        .finally(() => this.stateLoads.delete(key));
+      this.stateLoads.set(key, load);
+    }
+    return load;
+  }
+
+  private loadUserRecords(userId: string): Promise<ReadStateRecord[]> {
+    let load = this.userLoads.get(userId);
+    if (load === undefined) {
+      load = this.store.loadUserStates(userId).finally(() => this.userLoads.delete(userId));
+      this.userLoads.set(userId, load);
+    }
+    return load;
+  }
+
+  private loadFailed(error: unknown): Failure {
+    this.counters.loadErrors++;
+    this.log?.warn({ err: error }, 'store request failed');
+    return { code: 4000 };
+  }
+
+  // ---- Engine application -----------------------------------------------------------------
+
+  /** The create, applied synchronously; undefined when a member's state was evicted since its load. */
+  private applyCreate(channelId: string, authorId: string, members: readonly string[], everyone: boolean): CreateResult | Failure | undefined {
+    const author = this.halves(authorId, 0);
+    const authorHi = author[0];
+    const authorLo = author[1];
+    const channel = this.halves(channelId, 2);
+    const channelHi = channel[0];
+    const channelLo = channel[1];
+    const table = this.engine.table;
+    if (table.find(authorHi, authorLo, channelHi, channelLo) === -1) return undefined;
+    const halves = this.mentionHalves;
+    let count = 0;
+    for (const id of members) {
+      if (!parseSnowflake(id, halves, count * 2)) throw new Error(`malformed snowflake ${id}`);
+      if (table.find(halves[count * 2], halves[count * 2 + 1], channelHi, channelLo) === -1) return undefined;
+      count++;
+    }
+    const outcome = this.engine.createMessage(channelHi, channelLo, authorHi, authorLo, halves, count, everyone, this.clock());
+    if (outcome !== Outcome.ok) return { code: outcome === Outcome.tableFull ? 4000 : outcome };
+    const changed = new Map<string, ReadStateJson>();
+    for (const slot of this.engine.changed) {
+      changed.set(formatSnowflake(table.userHi[slot], table.userLo[slot]), toJson(this.engine.view(slot, this.viewScratch)));
+    }
+    const channelState = this.engine.channels.find(channelHi, channelLo)!;
+    if (!this.dirtyChannels.has(channelState)) this.dirtyChannels.set(channelState, this.clock());
+    return { code: 0, messageId: formatSnowflake(this.engine.messageHi, this.engine.messageLo), channelId, changed };
+  }
+
+  /** Inserts a loaded record; the slot, or -1 when the table is full of unwritable dirty entries. */
+  private insertRecord(record: ReadStateRecord): number {
+    const user = this.pair(record.userId);
+    const channel = this.pair(record.channelId);
+    const table = this.engine.table;
+    const slot = table.insert(user[0], user[1], channel[0], channel[1]);
+    if (slot === -1) return -1;
+    if (record.lastAckedId !== null) {
+      const ack = this.pair(record.lastAckedId);
+      table.ackHi[slot] = ack[0];
+      table.ackLo[slot] = ack[1];
+    }
+    table.mentionBias[slot] = record.mentionBias;
+    table.pinnedAt[slot] = record.pinnedAt;
+    // Still unconfirmed in the store: keep it dirty so a later flush writes it again if needed.
+    if (this.unconfirmed.has(keyOf(record.userId, record.channelId))) table.markDirty(slot, this.clock());
+    return slot;
+  }
+
+  private restoreChannel(record: ChannelRecord): void {
+    const halves = this.pair(record.channelId);
+    const channel = this.engine.channels.findOrCreate(halves[0], halves[1]);
+    const window = record.window.slice(-channel.windowSize);
+    channel.messageCount = record.messageCount - window.length;
+    channel.everyoneCount = record.everyoneCount - window.filter((m) => m.mentionsEveryone).length;
+    for (const message of window) {
+      const id = this.pair(message.id);
+      channel.append(id[0], id[1], message.mentionsEveryone);
+      for (const mention of message.mentions) {
+        const user = this.pair(mention);
+        channel.addMention(user[0], user[1]);
+      }
+    }
+  }
+
+  // ---- Write-behind ----------------------------------------------------------------------
+
+  private flushDue(): void {
+    const now = this.clock();
+    const before = this.writeQueue.length;
+    this.engine.table.takeDue(now, Math.max(this.writeBatchSize * 4, 1000), this);
+    if (this.writeQueue.length > before) this.counters.flushes++;
+    for (const [channel, since] of this.dirtyChannels) {
+      if (now - since < this.flushDelayMs) continue;
+      this.dirtyChannels.delete(channel);
+      this.channelQueue.push(channel);
+    }
+    void this.drain();
+  }
+
+  private enqueue(record: ReadStateRecord): void {
+    this.unconfirmed.set(keyOf(record.userId, record.channelId), record);
+    this.writeQueue.push(record);
+  }
+
+  /** Sends queued records and channels to the store, one batch at a time, backing off after failures. */
+  private async drain(): Promise<void> {
+    if (this.writing || this.clock() < this.retryAt) return;
+    this.writing = true;
+    try {
+      while (this.channelQueue.length > 0 || this.writeQueue.length > 0) {
+        if (this.clock() < this.retryAt) break;
+        if (this.channelQueue.length > 0) {
+          const channels = this.channelQueue.splice(0, this.writeBatchSize);
+          try {
+            await this.store.writeChannels(channels.map(channelRecordOf));
+            this.succeeded(channels.length);
+          } catch (error) {
+            this.channelQueue.unshift(...channels);
+            this.failed(error);
+          }
+          continue;
+        }
+        // Skip records a newer copy (or a leave) has superseded.
+        const batch = this.writeQueue.splice(0, this.writeBatchSize).filter((r) => this.unconfirmed.get(keyOf(r.userId, r.channelId)) === r);
+        if (batch.length === 0) continue;
+        try {
+          await this.store.writeStates(batch);
+          for (const record of batch) {
+            const key = keyOf(record.userId, record.channelId);
+            if (this.unconfirmed.get(key) === record) this.unconfirmed.delete(key);
+          }
+          this.succeeded(batch.length);
+        } catch (error) {
+          this.writeQueue.unshift(...batch);
+          this.failed(error);
+        }
+      }
+    } finally {
+      this.writing = false;
+    }
+    if (!this.stopped && (this.writeQueue.length > 0 || this.channelQueue.length > 0)) {
+      setTimeout(() => void this.drain(), Math.max(0, this.retryAt - this.clock())).unref();
+    }
+  }
+
+  private succeeded(records: number): void {
+    this.counters.writes += records;
+    if (this.failures > 0) this.log?.info({ after: this.failures }, 'store writes recovered');
+    this.failures = 0;
+    this.retryAt = 0;
+  }
+
+  private failed(error: unknown): void {
+    this.counters.writeErrors++;
+    this.failures++;
+    const backoff = Math.min(RETRY_MAX_MS, RETRY_BASE_MS * 2 ** Math.min(this.failures - 1, 10));
+    this.retryAt = this.clock() + backoff;
+    this.log?.warn({ err: error, pendingWrites: this.unconfirmed.size, retryInMs: backoff }, 'store write failed; will retry');
+  }
+
+  // ---- Conversions -----------------------------------------------------------------------
+
+  private recordOf(table: ReadStateTable, slot: number): ReadStateRecord {
+    const acked = table.ackHi[slot] !== 0 || table.ackLo[slot] !== 0;
+    return {
+      userId: formatSnowflake(table.userHi[slot], table.userLo[slot]),
+      channelId: formatSnowflake(table.channelHi[slot], table.channelLo[slot]),
+      lastAckedId: acked ? formatSnowflake(table.ackHi[slot], table.ackLo[slot]) : null,
+      mentionBias: table.mentionBias[slot],
+      pinnedAt: table.pinnedAt[slot],
+    };
+  }
+
+  /** Parses an id into scratch[at], scratch[at + 1]; ids reach here validated by the codec. */
+  private halves(id: string, at: 0 | 2): Uint32Array {
+    if (!parseSnowflake(id, this.scratch, at)) throw new Error(`malformed snowflake ${id}`);
+    return at === 0 ? this.scratch : this.scratch.subarray(2);
+  }
+
+  private pair(id: string): [number, number] {
+    const out = new Uint32Array(2);
+    if (!parseSnowflake(id, out, 0)) throw new Error(`malformed snowflake ${id}`);
+    return [out[0], out[1]];
+  }
+}
+
+function toJson(view: ReadStateView): ReadStateJson {
+  return {
+    channel_id: formatSnowflake(view.channelHi, view.channelLo),
+    last_message_id: view.lastMessageHi === 0 && view.lastMessageLo === 0 ? null : formatSnowflake(view.lastMessageHi, view.lastMessageLo),
+    last_acked_id: view.ackHi === 0 && view.ackLo === 0 ? null : formatSnowflake(view.ackHi, view.ackLo),
+    unread_count: view.unread,
+    mention_count: view.mentions,
+  };
+}
+
+function channelRecordOf(channel: Channel): ChannelRecord {
+  const window: WindowMessage[] = [];
+  const id = new Uint32Array(2);
+  for (let i = 0; i < channel.windowLength; i++) {
+    const everyone = channel.windowMessage(i, id);
+    window.push({ id: formatSnowflake(id[0], id[1]), mentionsEveryone: everyone, mentions: [] });
+  }
+  const firstPosition = channel.messageCount - channel.windowLength + 1;
+  channel.forEachMention((position, userHi, userLo) => {
+    window[position - firstPosition].mentions.push(formatSnowflake(userHi, userLo));
+  });
+  return { channelId: formatSnowflake(channel.idHi, channel.idLo), messageCount: channel.messageCount, everyoneCount: channel.everyoneCount, window };
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}

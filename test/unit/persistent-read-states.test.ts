@@ -1,0 +1,162 @@
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
+import { PersistentReadStates } from '../../src/store/persistent-read-states.js';
+import { InMemoryReadStateStore } from '../support/in-memory-read-state-store.js';
+
+// Logic of load-on-miss and write-behind over the in-memory fake store, with fake timers.
+// The same behaviour against a real Cassandra node is in test/integration/.
+
+const ALICE = '9223372036854775809'; // above 2^63
+const BOB = '18446744073709551615'; // 2^64 - 1
+const CAROL = '1000000000000000001';
+const CHAN = '175928847299117063';
+
+function setup(opts: { capacity?: number; flushDelayMs?: number; maxPendingWrites?: number } = {}) {
+  const store = new InMemoryReadStateStore();
+  const states = new PersistentReadStates({
+    store,
+    capacity: opts.capacity ?? 100,
+    flushDelayMs: opts.flushDelayMs ?? 30_000,
+    workerId: 1,
+    maxPendingWrites: opts.maxPendingWrites,
+  });
+  states.start();
+  return { store, states };
+}
+
+beforeEach(() => {
+  vi.useFakeTimers({ now: 1_700_000_000_000 });
+});
+afterEach(() => {
+  vi.useRealTimers();
+});
+
+describe('PersistentReadStates', () => {
+  it('writes memberships through, and a changed state once, 30 s after its first change', async () => {
+    const { store, states } = setup();
+    await states.join(CHAN, ALICE);
+    await states.join(CHAN, BOB);
+    expect(store.stateWrites).toBe(2);
+    const created = await states.createMessage(CHAN, ALICE, [BOB], false);
+    if (created.code !== 0) throw new Error('create failed');
+    for (let i = 0; i < 20; i++) await states.ack(BOB, CHAN, created.messageId);
+    await vi.advanceTimersByTimeAsync(29_000);
+    expect(store.stateWrites).toBe(2);
+    await vi.advanceTimersByTimeAsync(2_000);
+    // Alice (author, acked) and Bob (mentioned, then acked 20 times): one write each.
+    expect(store.stateWrites).toBe(4);
+    expect(store.states.get(`${BOB}:${CHAN}`)).toMatchObject({ lastAckedId: created.messageId });
+    expect(store.channels.get(CHAN)).toMatchObject({ messageCount: 1 });
+    await states.stop();
+  });
+
+  it('reports the new message to the author and the mentioned member', async () => {
+    const { states } = setup();
+    for (const u of [ALICE, BOB, CAROL]) await states.join(CHAN, u);
+    const created = await states.createMessage(CHAN, ALICE, [BOB, BOB, '42'], false);
+    if (created.code !== 0) throw new Error('create failed');
+    expect([...created.changed.keys()].sort()).toEqual([ALICE, BOB].sort());
+    expect(created.changed.get(BOB)).toEqual({ channel_id: CHAN, last_message_id: created.messageId, last_acked_id: null, unread_count: 1, mention_count: 1 });
+    expect(states.viewOf(CAROL, CHAN)).toMatchObject({ unread_count: 1, mention_count: 0 });
+    await states.stop();
+  });
+
+  it('answers errors: unknown channel, missing access, unknown message', async () => {
+    const { states } = setup();
+    await states.join(CHAN, ALICE);
+    expect(await states.createMessage('5', ALICE, [], false)).toEqual({ code: 10003 });
+    expect(await states.createMessage(CHAN, BOB, [], false)).toEqual({ code: 50001 });
+    expect(await states.ack(ALICE, CHAN, '1')).toEqual({ code: 10008 });
+    expect(await states.leave('5', ALICE)).toEqual({ code: 10003 });
+    await states.stop();
+  });
+
+  it('writes a dirty state at once when it is evicted, and loads it back on a miss', async () => {
+    const { store, states } = setup({ capacity: 2 });
+    await states.join(CHAN, ALICE);
+    await states.join(CHAN, BOB);
+    const created = await states.createMessage(CHAN, ALICE, [BOB], false);
+    if (created.code !== 0) throw new Error('create failed');
+    const writesBefore = store.stateWrites;
+    await states.join(CHAN, CAROL); // evicts the least recently used: Bob, dirty with a mention
+    await vi.advanceTimersByTimeAsync(1);
+    expect(store.stateWrites).toBeGreaterThan(writesBefore + 1);
+    expect(store.states.get(`${BOB}:${CHAN}`)).toMatchObject({ mentionBias: 1 });
+    expect(await states.view(BOB, CHAN)).toMatchObject({ unread_count: 1, mention_count: 1 });
+    await states.stop();
+  });
+
+  it('keeps failed writes and retries them until the store is back; stop writes everything', async () => {
+    const { store, states } = setup({ flushDelayMs: 1000 });
+    await states.join(CHAN, ALICE);
+    await states.join(CHAN, BOB);
+    store.down = true;
+    const created = await states.createMessage(CHAN, ALICE, [], false);
+    if (created.code !== 0) throw new Error('create failed');
+    await vi.advanceTimersByTimeAsync(5_000);
+    expect(states.ready).toBe(false);
+    expect(states.stats.writeErrors).toBeGreaterThan(0);
+    // Alice's ack from the create, and Bob's join (written through, but dirty like any change).
+    expect(states.stats.pendingWrites).toBe(2);
+    store.down = false;
+    await vi.advanceTimersByTimeAsync(10_000);
+    expect(states.ready).toBe(true);
+    expect(store.states.get(`${ALICE}:${CHAN}`)).toMatchObject({ lastAckedId: created.messageId });
+    expect(store.channels.get(CHAN)).toMatchObject({ messageCount: 1 });
+    await states.ack(BOB, CHAN, created.messageId);
+    const stopping = states.stop();
+    await vi.advanceTimersByTimeAsync(100);
+    await stopping;
+    expect(store.states.get(`${BOB}:${CHAN}`)).toMatchObject({ lastAckedId: created.messageId });
+  });
+
+  it('never drops a dirty state to make room while the store is down', async () => {
+    const { store, states } = setup({ capacity: 2, maxPendingWrites: 1 });
+    await states.join(CHAN, ALICE);
+    await states.join(CHAN, BOB);
+    await states.join(CHAN, CAROL);
+    store.down = true;
+    // Bob, Carol resident; both become dirty; only one may leave while the store is down.
+    const created = await states.createMessage(CHAN, CAROL, [BOB], false);
+    if (created.code !== 0) throw new Error('create failed');
+    await expect(states.view(ALICE, CHAN)).rejects.toThrow(); // store down: the load fails
+    expect(states.stats.size).toBe(2);
+    expect(states.stats.dirty + states.stats.pendingWrites).toBe(2);
+    store.down = false;
+    await vi.advanceTimersByTimeAsync(31_000);
+    expect(store.states.get(`${BOB}:${CHAN}`)).toMatchObject({ mentionBias: 1 });
+    expect(store.states.get(`${CAROL}:${CHAN}`)).toMatchObject({ lastAckedId: created.messageId });
+    await states.stop();
+  });
+
+  it('restores exact counts after a restart on the same store', async () => {
+    const { store, states } = setup();
+    for (const u of [ALICE, BOB]) await states.join(CHAN, u);
+    let last = '';
+    for (let i = 0; i < 5; i++) {
+      const created = await states.createMessage(CHAN, ALICE, i % 2 === 0 ? [BOB] : [], i === 4);
+      if (created.code !== 0) throw new Error('create failed');
+      last = created.messageId;
+    }
+    const before = await states.loadUser(BOB);
+    await states.stop();
+    const restarted = new PersistentReadStates({ store, capacity: 100, flushDelayMs: 30_000, workerId: 1 });
+    expect(await restarted.loadUser(BOB)).toEqual(before);
+    // Bob joined the empty channel (nothing acked): all 5 unread; named in 3, once with @everyone.
+    expect(before[0]).toMatchObject({ unread_count: 5, mention_count: 3, last_message_id: last });
+    const next = await restarted.createMessage(CHAN, ALICE, [], false);
+    if (next.code !== 0) throw new Error('create failed');
+    expect(BigInt(next.messageId) > BigInt(last)).toBe(true);
+    expect(restarted.viewOf(BOB, CHAN)).toMatchObject({ unread_count: 6, mention_count: 3 });
+    await restarted.stop();
+  });
+
+  it('leave removes the state from memory and store and reports whether there was one', async () => {
+    const { store, states } = setup();
+    await states.join(CHAN, ALICE);
+    expect(await states.leave(CHAN, ALICE)).toEqual({ code: 0, removed: true });
+    expect(await states.leave(CHAN, ALICE)).toEqual({ code: 0, removed: false });
+    expect(store.states.size).toBe(0);
+    expect(await states.loadUser(ALICE)).toEqual([]);
+    await states.stop();
+  });
+});
