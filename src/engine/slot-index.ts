@@ -15,14 +15,17 @@ export interface SlotKeys {
   slotMatchesProbe(slot: number): boolean;
 }
 
-/** Mixes 32-bit words into a well-spread 32-bit hash (murmur3's finaliser on a running sum). */
+/**
+ * Mixes 32-bit words into a well-spread 32-bit hash (murmur3's finaliser on a running sum).
+ * The hash is returned as a signed int32: V8 passes those unboxed, where a uint32 above
+ * 2^31 would be boxed into a heap number on every call.
+ */
 export function mixHash(a: number, b: number, c: number, d: number): number {
   let h = Math.imul(a ^ 0x9e3779b9, 0x85ebca6b);
   h = Math.imul(h ^ (h >>> 13) ^ b, 0xc2b2ae35);
   h = Math.imul(h ^ (h >>> 16) ^ c, 0x85ebca6b);
   h = Math.imul(h ^ (h >>> 13) ^ d, 0xc2b2ae35);
-  h ^= h >>> 16;
-  return h >>> 0;
+  return h ^ (h >>> 16);
 }
 
 const MAX_LOAD = 0.75;
@@ -119,6 +122,6 @@ export class SlotIndex {
     // Multiply-shift onto a size that need not be a power of two (keeps the load near
     // MAX_LOAD at any capacity). The product may round, but the same hash always lands
     // on the same cell, which is all the index needs.
-    return Math.floor((hash / 4294967296) * this.size);
+    return Math.floor(((hash >>> 0) / 4294967296) * this.size);
   }
 }
