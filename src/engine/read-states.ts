@@ -50,6 +50,8 @@ export interface ReadStatesOptions {
   workerId: number;
   windowSize?: number;
   evictionSink: DirtyEvictionSink;
+  /** Builds the table; benchmarks pass a variant (e.g. backed by lru-cache) to compare with. */
+  createTable?: (capacity: number, flushDelayMs: number, sink: DirtyEvictionSink) => ReadStateTable;
 }
 
 export class ReadStates {
@@ -64,7 +66,8 @@ export class ReadStates {
   messageLo = 0;
 
   constructor(options: ReadStatesOptions) {
-    this.table = new ReadStateTable(options.capacity, options.flushDelayMs, options.evictionSink);
+    const createTable = options.createTable ?? ((capacity, delay, sink) => new ReadStateTable(capacity, delay, sink));
+    this.table = createTable(options.capacity, options.flushDelayMs, options.evictionSink);
     this.channels = new ChannelTable(options.windowSize);
     this.ids = new SnowflakeGenerator(options.workerId);
   }

@@ -16,7 +16,7 @@
 import type { Logger } from 'pino';
 import { type Channel } from '../engine/channel-table.js';
 import { type DirtyEvictionSink, type FlushSink, type ReadStateTable } from '../engine/read-state-table.js';
-import { emptyView, Outcome, ReadStates, type ReadStateView } from '../engine/read-states.js';
+import { emptyView, Outcome, ReadStates, type ReadStatesOptions, type ReadStateView } from '../engine/read-states.js';
 import { formatSnowflake, parseSnowflake } from '../engine/snowflake.js';
 import type { ChannelRecord, ReadStateRecord, ReadStateStore, WindowMessage } from './records.js';
 
@@ -54,6 +54,8 @@ export interface PersistentReadStatesOptions {
   writeBatchSize?: number;
   clock?: () => number;
   log?: Logger;
+  /** Benchmark-only: another table implementation (see ReadStatesOptions.createTable). */
+  createTable?: ReadStatesOptions['createTable'];
 }
 
 export interface PersistentReadStatesStats {
@@ -123,6 +125,7 @@ export class PersistentReadStates implements DirtyEvictionSink, FlushSink {
       workerId: options.workerId,
       windowSize: options.windowSize,
       evictionSink: this,
+      createTable: options.createTable,
     });
   }
 
