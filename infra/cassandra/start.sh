@@ -8,7 +8,8 @@
 #     CASSANDRA_JMX_PORT=7299 infra/cassandra/start.sh   # a second, independent node
 #
 # Optional: CASSANDRA_CLUSTER, CASSANDRA_SEEDS, CASSANDRA_INITIAL_TOKEN (to make nodes join
-# one cluster instead), CASSANDRA_HEAP (1g), CASSANDRA_START_TIMEOUT (180 s).
+# one cluster instead), CASSANDRA_HEAP (1g), CASSANDRA_START_TIMEOUT (180 s),
+# CASSANDRA_JVM_OPTS (extra JVM flags).
 set -euo pipefail
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -30,35 +31,27 @@ DIR=$BASE/$NODE
 PIDFILE=$DIR/cassandra.pid
 LOG=$DIR/logs/system.log
 
-# Is this node's JVM alive? Checks the command line too, so a recycled pid is not mistaken.
+# The pid of this node's JVM: the one in the pid file, else the one listening on its CQL
+# port (a node of the same name started from another checkout of the repo, e.g. CI's fresh
+# clone next to a dev node left running). The command line is checked, as pids get recycled.
 node_pid() {
-  local pid
-  pid=$(cat "$PIDFILE" 2>/dev/null) || return 1
-  [[ -n $pid ]] && tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -q "CassandraDaemon" &&
-    tr '\0' ' ' <"/proc/$pid/cmdline" | grep -qF -- "$DIR/conf" && echo "$pid"
+  local pid cmd
+  for pid in "$(cat "$PIDFILE" 2>/dev/null)" \
+    "$(ss -Hltnp "src $ADDRESS:$NATIVE_PORT" 2>/dev/null | grep -o 'pid=[0-9]*' | head -n1 | cut -d= -f2)"; do
+    cmd=$(tr '\0' ' ' 2>/dev/null <"/proc/$pid/cmdline") || continue
+    [[ $cmd == *CassandraDaemon* && $cmd == *"/cassandra/$NODE/conf"* ]] && echo "$pid" && return 0
+  done
+  return 1
 }
 port_open() { (exec 3<>"/dev/tcp/$ADDRESS/$NATIVE_PORT") 2>/dev/null; }
 
 t0=$(date +%s%N)
 
-# 1. Jars, once. The lock keeps two nodes started in parallel from fetching at the same
-#    time; the marker (a copy of the pom) marks a complete fetch of this very version.
-mkdir -p "$BASE"
-(
-  flock 9
-  if ! cmp -s "$HERE/pom.xml" "$LIB/.fetched-pom.xml"; then
-    echo "fetching Cassandra jars into $LIB ..."
-    rm -rf "$LIB"
-    mvn -B -q -Dstyle.color=never -f "$HERE/pom.xml" dependency:copy-dependencies \
-      -DincludeScope=runtime -DoutputDirectory="$LIB"
-    cp "$HERE/pom.xml" "$LIB/.fetched-pom.xml"
-    echo "jars fetched in $(( ($(date +%s%N) - t0) / 1000000 )) ms"
-  fi
-) 9>"$BASE/.fetch.lock"
-
-# 2. Already running? Up and answering: nothing to do. Alive but still starting (another
+# 1. Already running? Up and answering: nothing to do. Alive but still starting (another
 #    start.sh call): just wait for it below.
+mkdir -p "$DIR"
 if pid=$(node_pid); then
+  echo "$pid" >"$PIDFILE"  # adopt it, so stop.sh finds it too
   if port_open; then echo "cassandra node '$NODE' already up (pid $pid) on $ADDRESS:$NATIVE_PORT"; exit 0; fi
   echo "cassandra node '$NODE' (pid $pid) is starting; waiting"
   log_from=0
@@ -67,8 +60,23 @@ else
   # Something else (e.g. a Docker Cassandra) on the port would make the wait below lie.
   if port_open; then echo "error: $ADDRESS:$NATIVE_PORT is already taken by another process" >&2; exit 1; fi
 
+  # 2. Jars, once. The lock keeps two nodes started in parallel from fetching at the same
+  #    time; the marker (a copy of the pom) marks a complete fetch of this very version.
+  (
+    flock 9
+    if ! cmp -s "$HERE/pom.xml" "$LIB/.fetched-pom.xml"; then
+      echo "fetching Cassandra jars into $LIB ..."
+      rm -rf "$LIB"
+      # Maven's output (only stray colour codes with -q) is shown only when it fails.
+      mvn -B -q -f "$HERE/pom.xml" dependency:copy-dependencies -DincludeScope=runtime \
+        -DoutputDirectory="$LIB" >"$BASE/mvn.log" 2>&1 || { cat "$BASE/mvn.log" >&2; exit 1; }
+      cp "$HERE/pom.xml" "$LIB/.fetched-pom.xml"
+      echo "jars fetched in $(( ($(date +%s%N) - t0) / 1000000 )) ms"
+    fi
+  ) 9>"$BASE/.fetch.lock"
+
   # 3. Directories and config, rendered on every start so env changes take effect.
-  mkdir -p "$DIR"/{data,commitlog,saved_caches,hints,logs,conf}
+  mkdir -p "$DIR"/{data,commitlog,saved_caches,hints,logs,conf/triggers}
   sed -e "s|@CLUSTER@|$CLUSTER|g" -e "s|@INITIAL_TOKEN@|$INITIAL_TOKEN|g" \
       -e "s|@SEEDS@|$SEEDS|g" -e "s|@ADDRESS@|$ADDRESS|g" \
       -e "s|@STORAGE_PORT@|$STORAGE_PORT|g" -e "s|@NATIVE_PORT@|$NATIVE_PORT|g" \
@@ -105,12 +113,15 @@ else
   JVM+=(-Dcassandra.config="file://$DIR/conf/cassandra.yaml"
     -Dlogback.configurationFile="$DIR/conf/logback.xml"
     -Dcassandra.storagedir="$DIR" -Dcassandra.logdir="$DIR/logs"
+    -Dcassandra.triggers_dir="$DIR/conf/triggers"
     -Dcassandra.jmx.local.port="$JMX_PORT" -Dcassandra-foreground=yes
     -Dcassandra-pidfile="$PIDFILE"
     -Dcassandra.skip_wait_for_gossip_to_settle=0 -Dcassandra.load_ring_state=false)
   # A node that seeds only itself has no peers to tell it is going down: skip the 2 s
   # "announce shutdown" sleep so stop.sh (and fault tests) are quicker.
   [[ $SEEDS == "$ADDRESS:$STORAGE_PORT" ]] && JVM+=(-Dcassandra.shutdown_announce_in_ms=0)
+  # Extra flags for experiments, e.g. CASSANDRA_JVM_OPTS="-Xlog:gc" (split on spaces).
+  read -r -a extra <<<"${CASSANDRA_JVM_OPTS:-}" && JVM+=("${extra[@]}")
 
   # 5. Launch detached (setsid: own session, so the caller's Ctrl-C or process-group kill
   #    does not take the node down). Only lines logged after this offset count as "ready".
@@ -128,7 +139,8 @@ ts=$(date +%s%N)
 while :; do
   size=$(stat -c %s "$LOG" 2>/dev/null || echo 0)
   (( size < log_from )) && log_from=0  # log rolled over
-  if port_open && tail -c +$((log_from + 1)) "$LOG" 2>/dev/null | grep -q "Starting listening for CQL clients"; then
+  # (grep -q from a process substitution: in a pipe, tail's SIGPIPE would fail pipefail)
+  if port_open && grep -qF "Starting listening for CQL clients" < <(tail -c +$((log_from + 1)) "$LOG" 2>/dev/null); then
     break
   fi
   if ! node_pid >/dev/null; then

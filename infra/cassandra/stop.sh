@@ -2,15 +2,19 @@
 # Stop a local Cassandra node started by start.sh. Idempotent: a node that is not running
 # is fine. SIGTERM first (Cassandra drains: flushes memtables, closes the commit log),
 # SIGKILL if it has not exited after CASSANDRA_STOP_TIMEOUT seconds (default 60).
+# Takes the same CASSANDRA_NODE / CASSANDRA_ADDRESS / CASSANDRA_NATIVE_PORT as start.sh.
 #
 #   infra/cassandra/stop.sh                        # node "dev"
-#   CASSANDRA_NODE=fault infra/cassandra/stop.sh   # node "fault"
+#   CASSANDRA_NODE=fault CASSANDRA_ADDRESS=127.0.0.2 CASSANDRA_NATIVE_PORT=9142 \
+#     infra/cassandra/stop.sh                      # node "fault"
 #   infra/cassandra/stop.sh --wipe                 # and delete its data (keeps logs)
 set -euo pipefail
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 ROOT=$(cd "$HERE/../.." && pwd)
 NODE=${CASSANDRA_NODE:-dev}
+ADDRESS=${CASSANDRA_ADDRESS:-127.0.0.1}
+NATIVE_PORT=${CASSANDRA_NATIVE_PORT:-9042}
 TIMEOUT=${CASSANDRA_STOP_TIMEOUT:-60}
 DIR=$ROOT/.local/cassandra/$NODE
 PIDFILE=$DIR/cassandra.pid
@@ -22,9 +26,19 @@ for a in "$@"; do
   esac
 done
 
-# Only signal the pid if it still is this node's JVM (pids get recycled).
-pid=$(cat "$PIDFILE" 2>/dev/null || true)
-if [[ -n $pid ]] && tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -qF -- "$DIR/conf"; then
+# Same lookup as start.sh: the pid file, else the node of this name listening on its CQL
+# port (started from another checkout); the command line is checked, as pids get recycled.
+node_pid() {
+  local pid cmd
+  for pid in "$(cat "$PIDFILE" 2>/dev/null)" \
+    "$(ss -Hltnp "src $ADDRESS:$NATIVE_PORT" 2>/dev/null | grep -o 'pid=[0-9]*' | head -n1 | cut -d= -f2)"; do
+    cmd=$(tr '\0' ' ' 2>/dev/null <"/proc/$pid/cmdline") || continue
+    [[ $cmd == *CassandraDaemon* && $cmd == *"/cassandra/$NODE/conf"* ]] && echo "$pid" && return 0
+  done
+  return 1
+}
+
+if pid=$(node_pid); then
   t0=$(date +%s%N)
   kill -TERM "$pid" 2>/dev/null || true
   for ((i = 0; i < TIMEOUT * 10; i++)); do
