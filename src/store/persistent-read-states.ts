@@ -77,6 +77,10 @@ const RETRY_BASE_MS = 100;
 const RETRY_MAX_MS = 5000;
 const READY_PROBE_MS = 1000;
 const STOP_DEADLINE_MS = 60_000;
+/** Due entries moved to the write queue per event-loop turn. */
+const FLUSH_CHUNK = 256;
+/** Channels serialised and written per store call. */
+const CHANNELS_PER_WRITE = 8;
 
 const keyOf = (userId: string, channelId: string) => `${userId}:${channelId}`;
 
@@ -463,17 +467,26 @@ export class PersistentReadStates implements DirtyEvictionSink, FlushSink {
 
   // ---- Write-behind ----------------------------------------------------------------------
 
+  /**
+   * Moves due states and channels to the write queues, a bounded chunk per event-loop turn:
+   * copying a record costs microseconds, and thousands falling due together must not hold
+   * the loop for tens of milliseconds.
+   */
   private flushDue(): void {
+    if (this.stopped) return;
     const now = this.clock();
-    const before = this.writeQueue.length;
-    this.engine.table.takeDue(now, Math.max(this.writeBatchSize * 4, 1000), this);
-    if (this.writeQueue.length > before) this.counters.flushes++;
+    const taken = this.engine.table.takeDue(now, FLUSH_CHUNK, this);
+    if (taken > 0) this.counters.flushes++;
+    let channelsDue = 0;
+    // Insertion order is first-change order, so the first channel not yet due ends the scan.
     for (const [channel, since] of this.dirtyChannels) {
-      if (now - since < this.flushDelayMs) continue;
+      if (now - since < this.flushDelayMs || channelsDue === FLUSH_CHUNK) break;
       this.dirtyChannels.delete(channel);
       this.channelQueue.push(channel);
+      channelsDue++;
     }
     void this.drain();
+    if (taken === FLUSH_CHUNK || channelsDue === FLUSH_CHUNK) setImmediate(() => this.flushDue());
   }
 
   private enqueue(record: ReadStateRecord): void {
@@ -489,7 +502,8 @@ export class PersistentReadStates implements DirtyEvictionSink, FlushSink {
       while (this.channelQueue.length > 0 || this.writeQueue.length > 0) {
         if (this.clock() < this.retryAt) break;
         if (this.channelQueue.length > 0) {
-          const channels = this.channelQueue.splice(0, this.writeBatchSize);
+          // Serialising a channel's window of up to 1,000 messages is the costly part: few per turn.
+          const channels = this.channelQueue.splice(0, CHANNELS_PER_WRITE);
           try {
             await this.store.writeChannels(channels.map(channelRecordOf));
             this.succeeded(channels.length);
