@@ -1,0 +1,314 @@
+// ReadStateStore on Apache Cassandra (schema in cassandra-schema.ts).
+//
+// - Start-up never fails because Cassandra is down: connect() makes one attempt at the
+//   schema and returns the store either way. Every later call (a read, a write, isReady)
+//   makes another attempt while the schema is not known to be in place, so the service
+//   recovers on its own and /readyz follows isReady(). The driver reconnects to known hosts
+//   in the background; its reconnection delay is capped at 5 s (its default grows to 10 min).
+// - Every statement is prepared; prepared statements carry the partition key, so the
+//   driver's default load-balancing policy (DC-aware, token-aware) sends each request to a
+//   replica of its partition in the local data center.
+// - A write's timestamp is the moment writeStates/writeChannels/deleteState is called, taken
+//   before the request waits for a slot: calls on one key take effect in call order, however
+//   their requests overtake each other or get retried. So a retried older write never overwrites
+//   a newer one, and a write of a state captured before a leave never brings it back.
+// - Requests in flight are bounded (InFlightLimit), reads and writes apart: a load on miss
+//   never queues behind a flush of thousands of rows. writeStates sends one unlogged batch
+//   per user (one partition, so one mutation on one replica set and no batch log).
+// - LOCAL_QUORUM for reads and writes: with RF 1 it is ONE; with RF 3 a restarted service
+//   reads back what it wrote.
+
+import cassandra from 'cassandra-driver';
+import type { Logger } from 'pino';
+import { type Long, longToSnowflake, snowflakeToLong } from './cassandra-ids.js';
+import { applySchema, assertKeyspaceName } from './cassandra-schema.js';
+import { decodeWindow, encodeWindow } from './cassandra-window-blob.js';
+import { InFlightLimit } from './in-flight-limit.js';
+import type { ChannelRecord, ReadStateRecord, ReadStateStore } from './records.js';
+
+const { Client, policies, types } = cassandra;
+type Client = cassandra.Client;
+type Row = cassandra.types.Row;
+
+export interface CassandraStoreOptions {
+  /** host or host:port (default port 9042). */
+  contactPoints: string[];
+  keyspace: string;
+  /** Data center of the nodes to use, as the snitch names it (SimpleSnitch: datacenter1). */
+  localDataCenter?: string;
+  log?: Logger;
+  /** Reads in flight at once, and writes in flight at once (default 32 each). */
+  maxInFlight?: number;
+}
+
+const DEFAULT_MAX_IN_FLIGHT = 32;
+/** Rows per unlogged batch: keeps a batch well under Cassandra's 5 KiB batch-size warning. */
+const MAX_BATCH_ROWS = 50;
+/** Rows per page when loading a user's states. */
+const PAGE_ROWS = 5000;
+/** The readiness probe answers quickly or counts as not ready. */
+const PROBE_TIMEOUT_MS = 2000;
+
+interface Statements {
+  insertState: string;
+  deleteState: string;
+  selectUserStates: string;
+  selectState: string;
+  insertChannel: string;
+  selectChannel: string;
+  probeStates: string;
+  probeChannels: string;
+}
+
+function statementsFor(keyspace: string): Statements {
+  const states = `${keyspace}.read_states`;
+  const channels = `${keyspace}.channels`;
+  const stateColumns = 'channel_id, last_acked_id, mention_bias, pinned_at';
+  return {
+    insertState: `INSERT INTO ${states} (user_id, channel_id, last_acked_id, mention_bias, pinned_at) VALUES (?, ?, ?, ?, ?) USING TIMESTAMP ?`,
+    deleteState: `DELETE FROM ${states} USING TIMESTAMP ? WHERE user_id = ? AND channel_id = ?`,
+    selectUserStates: `SELECT ${stateColumns} FROM ${states} WHERE user_id = ?`,
+    selectState: `SELECT ${stateColumns} FROM ${states} WHERE user_id = ? AND channel_id = ?`,
+    insertChannel: `INSERT INTO ${channels} (channel_id, message_count, everyone_count, recent_messages) VALUES (?, ?, ?, ?) USING TIMESTAMP ?`,
+    selectChannel: `SELECT message_count, everyone_count, recent_messages FROM ${channels} WHERE channel_id = ?`,
+    probeStates: `SELECT channel_id FROM ${states} WHERE user_id = 0 LIMIT 1`,
+    probeChannels: `SELECT channel_id FROM ${channels} WHERE channel_id = 0`,
+  };
+}
+
+const NO_ACK = snowflakeToLong('0');
+
+export class CassandraReadStateStore implements ReadStateStore {
+  private readonly statements: Statements;
+  private readonly reads: InFlightLimit;
+  private readonly writes: InFlightLimit;
+  /** Settled once the schema is in place; cleared after a failed attempt so the next call tries again. */
+  private schema: Promise<void> | undefined;
+  private lastReady: boolean | undefined;
+
+  private constructor(
+    private readonly client: Client,
+    readonly keyspace: string,
+    maxInFlight: number,
+    private readonly log: Logger | undefined,
+  ) {
+    this.statements = statementsFor(keyspace);
+    this.reads = new InFlightLimit(maxInFlight);
+    this.writes = new InFlightLimit(maxInFlight);
+  }
+
+  /**
+   * A store on the cluster at `contactPoints`. Resolves whether or not Cassandra answers
+   * (isReady() tells); throws only for options that can never work (a bad keyspace name).
+   */
+  static async connect(options: CassandraStoreOptions): Promise<CassandraReadStateStore> {
+    assertKeyspaceName(options.keyspace);
+    const localDataCenter = options.localDataCenter ?? 'datacenter1';
+    const client = new Client({
+      contactPoints: options.contactPoints,
+      localDataCenter,
+      policies: {
+        loadBalancing: new policies.loadBalancing.DefaultLoadBalancingPolicy({ localDc: localDataCenter }),
+        reconnection: new policies.reconnection.ExponentialReconnectionPolicy(250, 5000, false),
+      },
+      queryOptions: { prepare: true, isIdempotent: true, consistency: types.consistencies.localQuorum },
+      socketOptions: { connectTimeout: 5000 },
+    });
+    const log = options.log;
+    if (log !== undefined) {
+      client.on('log', (level: string, source: string, message: string) => {
+        if (level === 'warning' || level === 'error') log.warn({ source }, `cassandra-driver: ${message}`);
+      });
+    }
+    const store = new CassandraReadStateStore(client, options.keyspace, options.maxInFlight ?? DEFAULT_MAX_IN_FLIGHT, log);
+    await store.isReady();
+    return store;
+  }
+
+  async loadUserStates(userId: string): Promise<ReadStateRecord[]> {
+    await this.ensureSchema();
+    const user = snowflakeToLong(userId);
+    const records: ReadStateRecord[] = [];
+    let pageState: string | undefined;
+    do {
+      const page = await this.reads.run(() =>
+        this.client.execute(this.statements.selectUserStates, [user], { fetchSize: PAGE_ROWS, pageState }),
+      );
+      for (const row of page.rows) records.push(stateOfRow(userId, row));
+      pageState = page.pageState ?? undefined;
+    } while (pageState !== undefined);
+    return records;
+  }
+
+  async loadState(userId: string, channelId: string): Promise<ReadStateRecord | null> {
+    await this.ensureSchema();
+    const result = await this.reads.run(() =>
+      this.client.execute(this.statements.selectState, [snowflakeToLong(userId), snowflakeToLong(channelId)]),
+    );
+    const row = result.first();
+    return row === null ? null : stateOfRow(userId, row);
+  }
+
+  async loadChannel(channelId: string): Promise<ChannelRecord | null> {
+    await this.ensureSchema();
+    const result = await this.reads.run(() => this.client.execute(this.statements.selectChannel, [snowflakeToLong(channelId)]));
+    const row = result.first();
+    if (row === null) return null;
+    const window = row.get('recent_messages') as Buffer | null;
+    return {
+      channelId,
+      messageCount: column<Long>(row, 'message_count').toNumber(),
+      everyoneCount: column<Long>(row, 'everyone_count').toNumber(),
+      window: window === null ? [] : decodeWindow(window),
+    };
+  }
+
+  async writeStates(records: readonly ReadStateRecord[]): Promise<void> {
+    if (records.length === 0) return;
+    const timestamp = types.Long.fromNumber(nextWriteMicros());
+    // Encode every record before the first await: a malformed one fails the call before any
+    // row is written.
+    const byUser = new Map<string, unknown[][]>();
+    for (const record of records) {
+      const params = [
+        snowflakeToLong(record.userId),
+        snowflakeToLong(record.channelId),
+        record.lastAckedId === null ? NO_ACK : snowflakeToLong(record.lastAckedId),
+        record.mentionBias,
+        types.Long.fromNumber(record.pinnedAt),
+        timestamp,
+      ];
+      const rows = byUser.get(record.userId);
+      if (rows === undefined) byUser.set(record.userId, [params]);
+      else rows.push(params);
+    }
+    await this.ensureSchema();
+    const requests: Promise<unknown>[] = [];
+    for (const rows of byUser.values()) {
+      for (let at = 0; at < rows.length; at += MAX_BATCH_ROWS) requests.push(this.writePartition(rows.slice(at, at + MAX_BATCH_ROWS)));
+    }
+    await allSettledOrThrow(requests, `writeStates (${records.length} records)`);
+  }
+
+  async deleteState(userId: string, channelId: string): Promise<void> {
+    const timestamp = types.Long.fromNumber(nextWriteMicros());
+    const params = [timestamp, snowflakeToLong(userId), snowflakeToLong(channelId)];
+    await this.ensureSchema();
+    await this.writes.run(() => this.client.execute(this.statements.deleteState, params));
+  }
+
+  /**
+   * Upserts channels. A full window is ~1,000 ids to encode (about half a millisecond), so
+   * each channel is encoded in an event-loop turn of its own, just before its request: a
+   * flush of many channels never stalls the loop. The records must stay unchanged until
+   * the returned promise settles.
+   */
+  async writeChannels(records: readonly ChannelRecord[]): Promise<void> {
+    if (records.length === 0) return;
+    const timestamp = types.Long.fromNumber(nextWriteMicros());
+    await this.ensureSchema();
+    // Channels are partitions of their own: one request each, the write limit bounds them.
+    const write = async (record: ChannelRecord) => {
+      await new Promise((resolve) => setImmediate(resolve));
+      const params = [
+        snowflakeToLong(record.channelId),
+        types.Long.fromNumber(record.messageCount),
+        types.Long.fromNumber(record.everyoneCount),
+        encodeWindow(record.window),
+        timestamp,
+      ];
+      return this.client.execute(this.statements.insertChannel, params);
+    };
+    await allSettledOrThrow(
+      records.map((record) => this.writes.run(() => write(record))),
+      `writeChannels (${records.length} channels)`,
+    );
+  }
+
+  /** True when the schema is in place and both tables answer a single-partition read. Never throws. */
+  async isReady(): Promise<boolean> {
+    let ready: boolean;
+    let reason: unknown;
+    try {
+      await this.ensureSchema();
+      // Past the in-flight limits: readiness is about Cassandra, not about our own queue.
+      const probe = { readTimeout: PROBE_TIMEOUT_MS };
+      await Promise.all([
+        this.client.execute(this.statements.probeStates, [], probe),
+        this.client.execute(this.statements.probeChannels, [], probe),
+      ]);
+      ready = true;
+    } catch (error) {
+      ready = false;
+      reason = error;
+    }
+    // Log transitions only: /readyz polls this every few seconds.
+    if (ready !== this.lastReady) {
+      if (ready) this.log?.info({ keyspace: this.keyspace }, 'cassandra store ready');
+      else this.log?.warn({ keyspace: this.keyspace, err: reason }, 'cassandra store not ready');
+      this.lastReady = ready;
+    }
+    return ready;
+  }
+
+  async close(): Promise<void> {
+    await this.client.shutdown();
+  }
+
+  private ensureSchema(): Promise<void> {
+    if (this.schema === undefined) {
+      this.schema = applySchema(this.client, this.keyspace).catch((error: unknown) => {
+        this.schema = undefined;
+        throw error;
+      });
+    }
+    return this.schema;
+  }
+
+  private writePartition(rows: unknown[][]): Promise<unknown> {
+    const insert = this.statements.insertState;
+    if (rows.length === 1) return this.writes.run(() => this.client.execute(insert, rows[0]));
+    const queries = rows.map((params) => ({ query: insert, params }));
+    return this.writes.run(() => this.client.batch(queries, { logged: false }));
+  }
+}
+
+let lastWriteMicros = 0;
+
+/**
+ * Wall-clock microseconds, strictly increasing across every store in the process (two calls
+ * in one millisecond must not tie: Cassandra breaks timestamp ties by value, not by order).
+ * Wall clock rather than a monotonic one, so a restarted process writes later than the old one.
+ */
+function nextWriteMicros(): number {
+  const now = Date.now() * 1000;
+  lastWriteMicros = now > lastWriteMicros ? now : lastWriteMicros + 1;
+  return lastWriteMicros;
+}
+
+function stateOfRow(userId: string, row: Row): ReadStateRecord {
+  const acked = column<Long>(row, 'last_acked_id');
+  return {
+    userId,
+    channelId: longToSnowflake(column<Long>(row, 'channel_id')),
+    lastAckedId: acked.isZero() ? null : longToSnowflake(acked),
+    mentionBias: column<number>(row, 'mention_bias'),
+    pinnedAt: column<Long>(row, 'pinned_at').toNumber(),
+  };
+}
+
+/** A column every row written by this store has; its absence means the data was not written by it. */
+function column<T extends Long | number>(row: Row, name: string): T {
+  const value: unknown = row.get(name);
+  if (value === null || value === undefined) throw new Error(`cassandra row without ${name}`);
+  return value as T;
+}
+
+/** Waits for every request, so none is still running when the call fails, then throws the first error. */
+async function allSettledOrThrow(requests: Promise<unknown>[], what: string): Promise<void> {
+  const results = await Promise.allSettled(requests);
+  const failures = results.filter((r): r is PromiseRejectedResult => r.status === 'rejected');
+  if (failures.length > 0) {
+    throw new Error(`${what}: ${failures.length} of ${results.length} requests failed`, { cause: failures[0].reason });
+  }
+}
