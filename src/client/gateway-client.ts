@@ -1,0 +1,263 @@
+// A typed client of the read-state gateway (PROTOCOL.md), independent of the WebSocket
+// implementation: node-socket.ts adapts the `ws` package, browser-socket.ts the browser's
+// WebSocket. Used by the tests, the load tools and the demo.
+//
+// Requests carry a nonce; the promise a request returns settles with the dispatch or the
+// ERROR carrying that nonce, or rejects when the socket closes first.
+
+import { Packr, Unpackr } from 'msgpackr';
+
+export type Encoding = 'json' | 'msgpack';
+
+export interface ReadState {
+  channel_id: string;
+  last_message_id: string | null;
+  last_acked_id: string | null;
+  unread_count: number;
+  mention_count: number;
+}
+
+export interface Ready {
+  v: number;
+  session_id: string;
+  user: { id: string };
+  read_states: ReadState[];
+}
+
+export interface ServerPayload {
+  op: number;
+  d: unknown;
+  s?: number | null;
+  t?: string | null;
+}
+
+export interface CloseInfo {
+  code: number;
+  reason: string;
+}
+
+/** The socket under a client. */
+export interface ClientSocket {
+  send(data: string | Uint8Array, binary: boolean): void;
+  close(code?: number, reason?: string): void;
+}
+
+export interface ClientSocketHandlers {
+  open(): void;
+  message(data: string | Uint8Array): void;
+  close(code: number, reason: string): void;
+}
+
+export type SocketFactory = (url: string, handlers: ClientSocketHandlers) => ClientSocket;
+
+/** The server answered a request with ERROR (op 12). */
+export class GatewayError extends Error {
+  constructor(
+    readonly code: number,
+    message: string,
+  ) {
+    super(`${code}: ${message}`);
+    this.name = 'GatewayError';
+  }
+}
+
+/** The socket closed before the answer came. */
+export class GatewayClosedError extends Error {
+  constructor(readonly close: CloseInfo) {
+    super(`gateway closed: ${close.code} ${close.reason}`);
+    this.name = 'GatewayClosedError';
+  }
+}
+
+export interface ConnectOptions {
+  encoding?: Encoding;
+  socketFactory: SocketFactory;
+  /** Send HEARTBEAT every heartbeat_interval (default true). */
+  heartbeats?: boolean;
+}
+
+export interface MessageCreate {
+  channel_id: string;
+  mentions?: string[];
+  mention_everyone?: boolean;
+}
+
+interface Pending {
+  resolve(value: ReadState): void;
+  reject(error: Error): void;
+}
+
+const packr = new Packr({ useRecords: false });
+// 64-bit integers (a nonce above 2^32) as numbers: the protocol keeps them within 2^53.
+const unpackr = new Unpackr({ useRecords: false, int64AsType: 'number' });
+
+export class GatewayClient {
+  readonly encoding: Encoding;
+  /** HELLO's heartbeat_interval, in ms. */
+  heartbeatInterval = 0;
+  /** Sequence of the last dispatch received, sent with heartbeats. */
+  lastSequence: number | null = null;
+  ready: Ready | undefined;
+  /** Every payload received, in order (tests read it; clear it as you go). */
+  readonly received: ServerPayload[] = [];
+  readonly closed: Promise<CloseInfo>;
+  private closeInfo: CloseInfo | undefined;
+
+  private readonly socket: ClientSocket;
+  private readonly pending = new Map<number, Pending>();
+  private nextNonce = 1;
+  private heartbeatTimer: ReturnType<typeof setInterval> | undefined;
+  private readyWaiter: { resolve(ready: Ready): void; reject(error: Error): void } | undefined;
+  private readonly dispatchListeners = new Set<(event: string, d: unknown, sequence: number) => void>();
+  private readonly payloadListeners = new Set<(payload: ServerPayload) => void>();
+  private readonly helloSeen: () => void;
+
+  private constructor(url: string, options: ConnectOptions, hello: { resolve(): void; reject(error: Error): void }) {
+    this.encoding = options.encoding ?? 'json';
+    let onClosed!: (info: CloseInfo) => void;
+    this.closed = new Promise((resolve) => (onClosed = resolve));
+    this.helloSeen = hello.resolve;
+    const target = new URL(url);
+    target.searchParams.set('encoding', this.encoding);
+    this.socket = options.socketFactory(target.toString(), {
+      open: () => {},
+      message: (data) => this.receive(data, options.heartbeats ?? true),
+      close: (code, reason) => {
+        this.closeInfo = { code, reason };
+        clearInterval(this.heartbeatTimer);
+        const error = new GatewayClosedError(this.closeInfo);
+        for (const request of this.pending.values()) request.reject(error);
+        this.pending.clear();
+        this.readyWaiter?.reject(error);
+        hello.reject(error);
+        onClosed(this.closeInfo);
+      },
+    });
+  }
+
+  /** Opens a session; resolves once HELLO arrived. */
+  static connect(url: string, options: ConnectOptions): Promise<GatewayClient> {
+    return new Promise((resolve, reject) => {
+      const client: GatewayClient = new GatewayClient(url, options, { resolve: () => resolve(client), reject });
+    });
+  }
+
+  get isClosed(): boolean {
+    return this.closeInfo !== undefined;
+  }
+
+  /** IDENTIFY; resolves with READY, rejects when the session closes (4004 and others). */
+  identify(token: string): Promise<Ready> {
+    return new Promise((resolve, reject) => {
+      this.readyWaiter = { resolve, reject };
+      this.send({ op: 2, d: { token } });
+    });
+  }
+
+  /** MESSAGE_CREATE; resolves with the author's new read state (its last_message_id is the message id). */
+  createMessage(message: MessageCreate): Promise<ReadState> {
+    return this.request(20, { ...message });
+  }
+
+  /** MESSAGE_ACK; resolves with the user's read state after the ack. */
+  ack(channelId: string, messageId: string): Promise<ReadState> {
+    return this.request(21, { channel_id: channelId, message_id: messageId });
+  }
+
+  heartbeat(): void {
+    this.send({ op: 1, d: this.lastSequence });
+  }
+
+  onDispatch(listener: (event: string, d: unknown, sequence: number) => void): () => void {
+    this.dispatchListeners.add(listener);
+    return () => this.dispatchListeners.delete(listener);
+  }
+
+  onPayload(listener: (payload: ServerPayload) => void): () => void {
+    this.payloadListeners.add(listener);
+    return () => this.payloadListeners.delete(listener);
+  }
+
+  /** Resolves with the next payload matching `test`. */
+  waitFor(test: (payload: ServerPayload) => boolean, timeoutMs = 5000): Promise<ServerPayload> {
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => {
+        stop();
+        reject(new Error('timed out waiting for a payload'));
+      }, timeoutMs);
+      const stop = this.onPayload((payload) => {
+        if (!test(payload)) return;
+        clearTimeout(timer);
+        stop();
+        resolve(payload);
+      });
+    });
+  }
+
+  /** Encodes and sends any payload (the tests' way to send what the helpers would not). */
+  send(payload: unknown): void {
+    if (this.encoding === 'json') this.socket.send(JSON.stringify(payload), false);
+    else this.socket.send(packr.pack(payload), true);
+  }
+
+  /** Sends a frame as is. */
+  sendRaw(data: string | Uint8Array, binary = typeof data !== 'string'): void {
+    this.socket.send(data, binary);
+  }
+
+  close(code = 1000, reason = ''): Promise<CloseInfo> {
+    clearInterval(this.heartbeatTimer);
+    if (this.closeInfo === undefined) this.socket.close(code, reason);
+    return this.closed;
+  }
+
+  private request(op: number, d: Record<string, unknown>): Promise<ReadState> {
+    const nonce = this.nextNonce++;
+    return new Promise((resolve, reject) => {
+      if (this.closeInfo !== undefined) return reject(new GatewayClosedError(this.closeInfo));
+      this.pending.set(nonce, { resolve, reject });
+      this.send({ op, d: { ...d, nonce } });
+    });
+  }
+
+  private receive(data: string | Uint8Array, heartbeats: boolean): void {
+    const payload = (typeof data === 'string' ? JSON.parse(data) : unpackr.unpack(data)) as ServerPayload;
+    this.received.push(payload);
+    for (const listener of this.payloadListeners) listener(payload);
+    switch (payload.op) {
+      case 10: {
+        this.heartbeatInterval = (payload.d as { heartbeat_interval: number }).heartbeat_interval;
+        if (heartbeats) this.heartbeatTimer = setInterval(() => this.heartbeat(), this.heartbeatInterval);
+        this.helloSeen();
+        return;
+      }
+      case 12: {
+        const error = payload.d as { code: number; message: string; nonce?: number | string };
+        const request = typeof error.nonce === 'number' ? this.pending.get(error.nonce) : undefined;
+        if (request !== undefined) {
+          this.pending.delete(error.nonce as number);
+          request.reject(new GatewayError(error.code, error.message));
+        }
+        return;
+      }
+      case 0: {
+        if (typeof payload.s === 'number') this.lastSequence = payload.s;
+        const event = payload.t ?? '';
+        if (event === 'READY') {
+          this.ready = payload.d as Ready;
+          this.readyWaiter?.resolve(this.ready);
+          this.readyWaiter = undefined;
+        } else if (event === 'READ_STATE_UPDATE') {
+          const { nonce, ...state } = payload.d as ReadState & { nonce?: number | string };
+          const request = typeof nonce === 'number' ? this.pending.get(nonce) : undefined;
+          if (request !== undefined) {
+            this.pending.delete(nonce as number);
+            request.resolve(state);
+          }
+        }
+        for (const listener of this.dispatchListeners) listener(event, payload.d, payload.s ?? 0);
+        return;
+      }
+    }
+  }
+}

@@ -1,0 +1,118 @@
+// Every environment variable the process reads (PROTOCOL.md "Operations"), parsed and
+// checked in one place. Anything wrong is reported all at once, before the process binds.
+
+export interface CassandraContactPoint {
+  host: string;
+  port: number;
+}
+
+export interface Config {
+  nodeEnv: string;
+  host: string;
+  port: number;
+  cassandraContactPoints: CassandraContactPoint[];
+  cassandraKeyspace: string;
+  jwtSecret: string;
+  adminToken: string;
+  /** True when the secrets above are the built-in development values. */
+  devSecrets: boolean;
+  cacheCapacity: number;
+  flushDelayMs: number;
+  heartbeatIntervalMs: number;
+  rateLimit: number;
+  rateWindowMs: number;
+  /** Snowflake worker id of this process (0..1023): distinct per process sharing a keyspace. */
+  workerId: number;
+  logLevel: string;
+}
+
+/** Development-only secrets: printed by `npm start`, refused in production. */
+export const DEV_JWT_SECRET = 'dev-only-jwt-secret-do-not-use-in-production';
+export const DEV_ADMIN_TOKEN = 'dev-only-admin-token';
+
+export class ConfigError extends Error {
+  constructor(readonly problems: string[]) {
+    super(`invalid configuration:\n  ${problems.join('\n  ')}`);
+    this.name = 'ConfigError';
+  }
+}
+
+const LOG_LEVELS = new Set(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']);
+
+export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
+  const problems: string[] = [];
+  const nodeEnv = env.NODE_ENV ?? 'development';
+  const production = nodeEnv === 'production';
+
+  function integer(name: string, fallback: number, min: number, max: number): number {
+    const raw = env[name];
+    if (raw === undefined || raw === '') return fallback;
+    const value = /^[0-9]+$/.test(raw.trim()) ? Number(raw.trim()) : NaN;
+    if (!Number.isSafeInteger(value) || value < min || value > max) {
+      problems.push(`${name} must be an integer in ${min}..${max}, got "${raw}"`);
+      return fallback;
+    }
+    return value;
+  }
+
+  function secret(name: string, devValue: string): { value: string; dev: boolean } {
+    const raw = env[name];
+    if (raw !== undefined && raw !== '') {
+      if (production && raw.length < 16) problems.push(`${name} must be at least 16 characters in production`);
+      return { value: raw, dev: false };
+    }
+    if (production) problems.push(`${name} is required when NODE_ENV=production`);
+    return { value: devValue, dev: true };
+  }
+
+  const host = env.HOST && env.HOST !== '' ? env.HOST : '127.0.0.1';
+  const port = integer('PORT', 8080, 0, 65535);
+
+  const cassandraContactPoints: CassandraContactPoint[] = [];
+  for (const entry of (env.CASSANDRA_CONTACT_POINTS ?? '127.0.0.1:9042').split(',')) {
+    const point = entry.trim();
+    if (point === '') continue;
+    const match = /^(\[[^\]]+\]|[^:]+)(?::([0-9]{1,5}))?$/.exec(point);
+    const pointPort = match?.[2] === undefined ? 9042 : Number(match[2]);
+    if (match === null || pointPort < 1 || pointPort > 65535) {
+      problems.push(`CASSANDRA_CONTACT_POINTS entry "${point}" is not host[:port]`);
+      continue;
+    }
+    cassandraContactPoints.push({ host: match[1].replace(/^\[|\]$/g, ''), port: pointPort });
+  }
+  if (cassandraContactPoints.length === 0) problems.push('CASSANDRA_CONTACT_POINTS names no host');
+
+  const cassandraKeyspace = env.CASSANDRA_KEYSPACE && env.CASSANDRA_KEYSPACE !== '' ? env.CASSANDRA_KEYSPACE : 'readstates';
+  // CQL identifiers: unquoted keyspace names are letters, digits and underscores, at most 48.
+  if (!/^[A-Za-z][A-Za-z0-9_]{0,47}$/.test(cassandraKeyspace)) {
+    problems.push(`CASSANDRA_KEYSPACE must be a CQL name (letter, then letters, digits, _; at most 48), got "${cassandraKeyspace}"`);
+  }
+
+  const jwt = secret('GATEWAY_JWT_SECRET', DEV_JWT_SECRET);
+  const admin = secret('GATEWAY_ADMIN_TOKEN', DEV_ADMIN_TOKEN);
+
+  const logLevel = env.LOG_LEVEL && env.LOG_LEVEL !== '' ? env.LOG_LEVEL : 'info';
+  if (!LOG_LEVELS.has(logLevel)) problems.push(`LOG_LEVEL must be one of ${[...LOG_LEVELS].join(', ')}, got "${logLevel}"`);
+
+  const config: Config = {
+    nodeEnv,
+    host,
+    port,
+    cassandraContactPoints,
+    cassandraKeyspace,
+    jwtSecret: jwt.value,
+    adminToken: admin.value,
+    devSecrets: jwt.dev || admin.dev,
+    cacheCapacity: integer('READSTATE_CACHE_CAPACITY', 1_000_000, 1, 0xfffffffe),
+    flushDelayMs: integer('READSTATE_FLUSH_DELAY_MS', 30_000, 0, 2 ** 31 - 1),
+    heartbeatIntervalMs: integer('GATEWAY_HEARTBEAT_INTERVAL_MS', 41_250, 100, 2 ** 31 - 1),
+    rateLimit: integer('GATEWAY_RATE_LIMIT', 120, 1, 1_000_000_000),
+    rateWindowMs: integer('GATEWAY_RATE_WINDOW_MS', 60_000, 1, 2 ** 31 - 1),
+    workerId: integer('GATEWAY_WORKER_ID', 0, 0, 1023),
+    logLevel,
+  };
+  // 1.5 x the interval must still fit a Node timer.
+  if (config.heartbeatIntervalMs * 1.5 > 2 ** 31 - 1) problems.push('GATEWAY_HEARTBEAT_INTERVAL_MS is too large');
+  if (problems.length > 0) throw new ConfigError(problems);
+  return config;
+}

@@ -1,0 +1,153 @@
+// The uWS application: the /gateway WebSocket route, the HTTP API on the same port,
+// backpressure limits, listening, and the graceful close.
+
+import type { Logger } from 'pino';
+import uWS from 'uWebSockets.js';
+import type { Config } from '../config.js';
+import { CloseCode, type Encoding } from './codec.js';
+import { Dispatcher } from './dispatch.js';
+import { mountHttpApi } from './http-api.js';
+import { Outbox, type OutboxSlot } from './outbox.js';
+import { GatewayMetrics } from './metrics.js';
+import type { ReadStateService } from './read-state-service.js';
+import { IDENTIFY_TIMEOUT_MS, Session, type SessionEnvironment } from './session.js';
+import { UserTokens } from './user-tokens.js';
+
+/**
+ * uWS's own frame limit: above the protocol's 4096 bytes, so an oversized payload gets the
+ * protocol's 4002 from the codec instead of an abrupt close from uWS.
+ */
+const MAX_FRAME_BYTES = 16 * 1024;
+/** Unsent bytes a socket may hold; a consumer slower than that is closed (memory stays bounded). */
+const MAX_BACKPRESSURE_BYTES = 1024 * 1024;
+/** uSockets: listen without SO_REUSEPORT, so a port in use fails instead of silently sharing traffic. */
+const LISTEN_EXCLUSIVE_PORT = 1;
+
+type GatewayConfig = Pick<Config, 'host' | 'port' | 'heartbeatIntervalMs' | 'rateLimit' | 'rateWindowMs' | 'jwtSecret' | 'adminToken'>;
+
+export interface GatewayOptions {
+  config: GatewayConfig;
+  readStates: ReadStateService;
+  log: Logger;
+  /** Mounts further HTTP routes (the development demo) ahead of the API's catch-all 404. */
+  mountRoutes?: (app: uWS.TemplatedApp) => void;
+}
+
+interface SocketData {
+  encoding: Encoding;
+  session: Session | undefined;
+  outbox: OutboxSlot;
+}
+
+/** `listen(host, port, options, cb)` exists in the binary but not in the bundled typings. */
+type ListenWithOptions = (host: string, port: number, options: number, cb: (socket: uWS.us_listen_socket | false) => void) => uWS.TemplatedApp;
+
+export class Gateway {
+  readonly metrics: GatewayMetrics;
+  readonly dispatcher: Dispatcher;
+  private readonly app: uWS.TemplatedApp;
+  private readonly sessions = new Set<Session>();
+  private readonly outbox = new Outbox();
+  private listenSocket: uWS.us_listen_socket | undefined;
+
+  constructor(private readonly options: GatewayOptions) {
+    const { config, readStates, log } = options;
+    this.dispatcher = new Dispatcher(readStates, log);
+    this.metrics = new GatewayMetrics(
+      () => readStates.stats,
+      () => this.dispatcher.onlineUsers,
+    );
+    const environment: SessionEnvironment = {
+      readStates,
+      dispatcher: this.dispatcher,
+      tokens: new UserTokens(config.jwtSecret),
+      metrics: this.metrics,
+      log,
+      heartbeatIntervalMs: config.heartbeatIntervalMs,
+      rateLimit: config.rateLimit,
+      rateWindowMs: config.rateWindowMs,
+      identifyTimeoutMs: IDENTIFY_TIMEOUT_MS,
+    };
+
+    this.app = uWS.App();
+    this.app.ws<SocketData>('/gateway', {
+      maxPayloadLength: MAX_FRAME_BYTES,
+      maxBackpressure: MAX_BACKPRESSURE_BYTES,
+      closeOnBackpressureLimit: 1,
+      // Liveness is the protocol's heartbeat timeout, not uWS's idle timer.
+      idleTimeout: 0,
+      compression: uWS.DISABLED,
+      upgrade: (res, req, context) => {
+        const requested = req.getQuery('encoding') as string | undefined;
+        const encoding = requested === undefined ? 'json' : requested;
+        if (encoding !== 'json' && encoding !== 'msgpack') {
+          res.writeStatus('400 Bad Request').writeHeader('content-type', 'application/json');
+          res.end(JSON.stringify({ code: 50035, message: 'encoding must be json or msgpack' }));
+          return;
+        }
+        const data: SocketData = { encoding, session: undefined, outbox: { queued: null, binary: encoding === 'msgpack', closed: false } };
+        res.upgrade(data, req.getHeader('sec-websocket-key'), req.getHeader('sec-websocket-protocol'), req.getHeader('sec-websocket-extensions'), context);
+      },
+      open: (ws) => {
+        const data = ws.getUserData();
+        const outbox = this.outbox;
+        const session = new Session(
+          {
+            send: (frame) => outbox.send(ws, data.outbox, frame),
+            end: (code, reason) => {
+              outbox.flushSocket(ws, data.outbox);
+              if (!data.outbox.closed) ws.end(code, reason);
+            },
+          },
+          data.encoding,
+          environment,
+        );
+        data.session = session;
+        this.sessions.add(session);
+        session.open();
+      },
+      message: (ws, message) => {
+        const session = ws.getUserData().session;
+        try {
+          session?.receive(new Uint8Array(message));
+        } catch (error) {
+          // A defect, not a client's doing: this session ends, the process and the others go on.
+          log.error({ err: error, session: session?.id }, 'handling a frame failed');
+          session?.close(CloseCode.unknownError);
+        }
+      },
+      close: (ws, code) => {
+        const data = ws.getUserData();
+        data.outbox.closed = true;
+        const session = data.session;
+        if (session === undefined) return;
+        this.sessions.delete(session);
+        session.socketClosed(code);
+      },
+    });
+    options.mountRoutes?.(this.app);
+    mountHttpApi(this.app, { readStates, dispatcher: this.dispatcher, metrics: this.metrics, adminToken: config.adminToken, log });
+  }
+
+  /** Binds HOST:PORT; resolves with the port bound (useful with PORT=0). */
+  listen(): Promise<number> {
+    const { host, port } = this.options.config;
+    return new Promise((resolve, reject) => {
+      (this.app.listen as unknown as ListenWithOptions)(host, port, LISTEN_EXCLUSIVE_PORT, (socket) => {
+        if (socket === false) return reject(new Error(`cannot listen on ${host}:${port} (in use or not permitted)`));
+        this.listenSocket = socket;
+        resolve(uWS.us_socket_local_port(socket as unknown as uWS.us_socket));
+      });
+    });
+  }
+
+  /** Stops accepting connections and closes every session with 1001 (going away). */
+  close(): void {
+    if (this.listenSocket !== undefined) {
+      uWS.us_listen_socket_close(this.listenSocket);
+      this.listenSocket = undefined;
+    }
+    for (const session of [...this.sessions]) session.close(CloseCode.goingAway);
+    this.sessions.clear();
+  }
+}

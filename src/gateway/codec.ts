@@ -1,0 +1,265 @@
+// Client frames in, server frames out, for both encodings (PROTOCOL.md "Connection", "Opcodes").
+//
+// decodeFrame turns a frame into one typed request or the close code that answers it; it
+// knows nothing of sessions, so "before IDENTIFY" and "twice" are decided by the session.
+// The encoders write `{op, d, s, t}`; a READ_STATE_UPDATE going to many sessions is
+// prepared once (PreparedReadState) and only its sequence (and the requester's nonce)
+// is written per session.
+
+import { parseSnowflake } from '../engine/snowflake.js';
+import type { ReadStateJson } from '../store/persistent-read-states.js';
+import { decodeMessagePack, MessagePackWriter } from './msgpack.js';
+
+export type Encoding = 'json' | 'msgpack';
+
+/** Largest client payload accepted (PROTOCOL.md); larger closes with 4002. */
+export const MAX_PAYLOAD_BYTES = 4096;
+const MAX_NONCE_CODE_POINTS = 64;
+
+export const Op = {
+  dispatch: 0,
+  heartbeat: 1,
+  identify: 2,
+  hello: 10,
+  heartbeatAck: 11,
+  error: 12,
+  messageCreate: 20,
+  messageAck: 21,
+} as const;
+
+export const CloseCode = {
+  /** Going away: the server stops. */
+  goingAway: 1001,
+  unknownError: 4000,
+  unknownOpcode: 4001,
+  decodeError: 4002,
+  notAuthenticated: 4003,
+  authenticationFailed: 4004,
+  alreadyAuthenticated: 4005,
+  rateLimited: 4008,
+  sessionTimedOut: 4009,
+} as const;
+export type CloseCode = (typeof CloseCode)[keyof typeof CloseCode];
+
+export const ErrorCode = {
+  unknownChannel: 10003,
+  unknownMessage: 10008,
+  missingAccess: 50001,
+  invalidBody: 50035,
+} as const;
+export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];
+
+export const ERROR_MESSAGES: Record<ErrorCode, string> = {
+  10003: 'Unknown Channel',
+  10008: 'Unknown Message',
+  50001: 'Missing Access',
+  50035: 'Invalid Form Body',
+};
+
+export const CLOSE_REASONS: Record<CloseCode, string> = {
+  1001: 'Going away',
+  4000: 'Unknown error',
+  4001: 'Unknown opcode',
+  4002: 'Decode error',
+  4003: 'Not authenticated',
+  4004: 'Authentication failed',
+  4005: 'Already authenticated',
+  4008: 'Rate limited',
+  4009: 'Session timed out',
+};
+
+/** A string of at most 64 code points, or a safe integer. */
+export type Nonce = string | number;
+
+export type ClientRequest =
+  | { kind: 'heartbeat' }
+  /** token is null when IDENTIFY carries none (an authentication failure). */
+  | { kind: 'identify'; token: string | null }
+  | { kind: 'create'; channelId: string; mentions: string[]; mentionEveryone: boolean; nonce: Nonce | undefined }
+  | { kind: 'ack'; channelId: string; messageId: string; nonce: Nonce | undefined }
+  /** A known request opcode with an ill-formed body: error 50035 (nonce echoed when well formed). */
+  | { kind: 'invalid'; op: number; nonce: Nonce | undefined }
+  /** The frame closes the session. */
+  | { kind: 'close'; code: typeof CloseCode.unknownOpcode | typeof CloseCode.decodeError };
+
+const CLOSE_DECODE: ClientRequest = { kind: 'close', code: CloseCode.decodeError };
+const CLOSE_OPCODE: ClientRequest = { kind: 'close', code: CloseCode.unknownOpcode };
+const HEARTBEAT: ClientRequest = { kind: 'heartbeat' };
+
+const utf8 = new TextDecoder('utf-8', { fatal: true });
+
+/** Decodes a frame with the session's encoding (whatever the frame type) and checks it. */
+export function decodeFrame(frame: Uint8Array, encoding: Encoding): ClientRequest {
+  if (frame.length > MAX_PAYLOAD_BYTES) return CLOSE_DECODE;
+  let payload: unknown;
+  try {
+    payload = encoding === 'json' ? JSON.parse(utf8.decode(frame)) : decodeMessagePack(frame);
+  } catch {
+    return CLOSE_DECODE;
+  }
+  if (!isRecord(payload)) return CLOSE_DECODE;
+  const op = payload.op;
+  if (typeof op !== 'number' || !Number.isInteger(op)) return CLOSE_DECODE;
+  const d = payload.d;
+  switch (op) {
+    case Op.heartbeat:
+      // d is the last sequence seen, or null; anything else is an ill-typed field.
+      if (d === undefined || d === null || (Number.isSafeInteger(d) && (d as number) >= 0)) return HEARTBEAT;
+      return { kind: 'invalid', op, nonce: undefined };
+    case Op.identify:
+      return { kind: 'identify', token: isRecord(d) && typeof d.token === 'string' && d.token !== '' ? d.token : null };
+    case Op.messageCreate:
+      return decodeCreate(d);
+    case Op.messageAck:
+      return decodeAck(d);
+    default:
+      return CLOSE_OPCODE;
+  }
+}
+
+function decodeCreate(d: unknown): ClientRequest {
+  if (!isRecord(d)) return { kind: 'invalid', op: Op.messageCreate, nonce: undefined };
+  const nonce = nonceOf(d.nonce);
+  if (nonce === INVALID) return { kind: 'invalid', op: Op.messageCreate, nonce: undefined };
+  const invalid: ClientRequest = { kind: 'invalid', op: Op.messageCreate, nonce };
+  const channelId = canonicalSnowflake(d.channel_id);
+  if (channelId === null) return invalid;
+  const mentions: string[] = [];
+  if (d.mentions !== undefined && d.mentions !== null) {
+    if (!Array.isArray(d.mentions)) return invalid;
+    for (const mention of d.mentions as unknown[]) {
+      const id = canonicalSnowflake(mention);
+      if (id === null) return invalid;
+      mentions.push(id);
+    }
+  }
+  const everyone = d.mention_everyone;
+  if (everyone !== undefined && everyone !== null && typeof everyone !== 'boolean') return invalid;
+  return { kind: 'create', channelId, mentions, mentionEveryone: everyone === true, nonce };
+}
+
+function decodeAck(d: unknown): ClientRequest {
+  if (!isRecord(d)) return { kind: 'invalid', op: Op.messageAck, nonce: undefined };
+  const nonce = nonceOf(d.nonce);
+  if (nonce === INVALID) return { kind: 'invalid', op: Op.messageAck, nonce: undefined };
+  const channelId = canonicalSnowflake(d.channel_id);
+  const messageId = canonicalSnowflake(d.message_id);
+  if (channelId === null || messageId === null) return { kind: 'invalid', op: Op.messageAck, nonce };
+  return { kind: 'ack', channelId, messageId, nonce };
+}
+
+/** A plain object (JSON object or MessagePack map), not an array, bytes or null. */
+export function isRecord(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value) && !(value instanceof Uint8Array);
+}
+
+const snowflakeScratch = new Uint32Array(2);
+
+/**
+ * The canonical form (no leading zeros) of a snowflake sent as a decimal string, or null
+ * for anything else: a number, not digits, empty, over 20 digits, above 2^64 - 1.
+ */
+export function canonicalSnowflake(value: unknown): string | null {
+  if (typeof value !== 'string' || !parseSnowflake(value, snowflakeScratch, 0)) return null;
+  if (value.length === 1 || value.charCodeAt(0) !== 48) return value;
+  const stripped = value.replace(/^0+/, '');
+  return stripped === '' ? '0' : stripped;
+}
+
+const INVALID = Symbol('invalid nonce');
+// Lone surrogates cannot be written as UTF-8, so could not be echoed unchanged.
+const LONE_SURROGATE = /\p{Surrogate}/u;
+
+function nonceOf(value: unknown): Nonce | undefined | typeof INVALID {
+  if (value === undefined || value === null) return undefined;
+  if (typeof value === 'number') return Number.isSafeInteger(value) ? value : INVALID;
+  if (typeof value !== 'string') return INVALID;
+  if (value.length > MAX_NONCE_CODE_POINTS * 2 || LONE_SURROGATE.test(value)) return INVALID;
+  if (value.length > MAX_NONCE_CODE_POINTS) {
+    let codePoints = 0;
+    for (const _ of value) codePoints++;
+    if (codePoints > MAX_NONCE_CODE_POINTS) return INVALID;
+  }
+  return value;
+}
+
+// ---- Server frames ------------------------------------------------------------------------
+
+/** A frame to send: text for json sessions, bytes for msgpack ones. */
+export type Frame = string | Uint8Array;
+
+/**
+ * One writer for every msgpack frame: a frame is sent (copied by uWS) before the next is
+ * written, so frames returned from here are only valid until the next encode call.
+ */
+const writer = new MessagePackWriter(4096);
+
+const T_KEY = new MessagePackWriter(8).string('t').toBytes();
+
+export function encodeHello(encoding: Encoding, heartbeatIntervalMs: number): Frame {
+  return encodePayload(encoding, Op.hello, { heartbeat_interval: heartbeatIntervalMs });
+}
+
+export function encodeHeartbeatAck(encoding: Encoding): Frame {
+  return encodePayload(encoding, Op.heartbeatAck, null);
+}
+
+export function encodeError(encoding: Encoding, code: ErrorCode, nonce: Nonce | undefined): Frame {
+  const d: { code: number; message: string; nonce?: Nonce } = { code, message: ERROR_MESSAGES[code] };
+  if (nonce !== undefined) d.nonce = nonce;
+  return encodePayload(encoding, Op.error, d);
+}
+
+/** A dispatch of any shape (READY, READ_STATE_DELETE). */
+export function encodeDispatch(encoding: Encoding, event: string, d: unknown, sequence: number): Frame {
+  if (encoding === 'json') return `{"op":0,"t":${JSON.stringify(event)},"s":${sequence},"d":${JSON.stringify(d)}}`;
+  return writer.reset().mapHeader(4).string('op').number(0).string('t').string(event).string('s').number(sequence).string('d').value(d).view();
+}
+
+function encodePayload(encoding: Encoding, op: number, d: unknown): Frame {
+  if (encoding === 'json') return `{"op":${op},"d":${JSON.stringify(d)}}`;
+  return writer.reset().mapHeader(2).string('op').number(op).string('d').value(d).view();
+}
+
+/**
+ * A READ_STATE_UPDATE whose body is encoded once per encoding and reused for every session
+ * it goes to; each session only adds its sequence number, the requester its nonce.
+ */
+export class PreparedReadState {
+  private json: string | undefined;
+  private msgpack: Uint8Array | undefined;
+
+  constructor(readonly state: ReadStateJson) {}
+
+  frame(encoding: Encoding, sequence: number, nonce: Nonce | undefined): Frame {
+    if (encoding === 'json') {
+      // The fields without the closing brace, so a nonce can be appended.
+      const body = (this.json ??= readStateJsonFields(this.state));
+      const tail = nonce === undefined ? '}}' : `,"nonce":${JSON.stringify(nonce)}}}`;
+      return `{"op":0,"t":"READ_STATE_UPDATE","s":${sequence},"d":${body}${tail}`;
+    }
+    const fields = (this.msgpack ??= readStateMsgpackFields(this.state));
+    const w = writer.reset().mapHeader(4).string('op').number(0);
+    w.raw(T_KEY).string('READ_STATE_UPDATE').string('s').number(sequence).string('d');
+    w.mapHeader(nonce === undefined ? 5 : 6).raw(fields);
+    if (nonce !== undefined) w.string('nonce').value(nonce);
+    return w.view();
+  }
+}
+
+// Ids are canonical digit strings (from the engine), so they need no escaping.
+function readStateJsonFields(s: ReadStateJson): string {
+  const lastMessage = s.last_message_id === null ? 'null' : `"${s.last_message_id}"`;
+  const lastAcked = s.last_acked_id === null ? 'null' : `"${s.last_acked_id}"`;
+  return `{"channel_id":"${s.channel_id}","last_message_id":${lastMessage},"last_acked_id":${lastAcked},"unread_count":${s.unread_count},"mention_count":${s.mention_count}`;
+}
+
+function readStateMsgpackFields(s: ReadStateJson): Uint8Array {
+  const w = new MessagePackWriter(160);
+  w.string('channel_id').string(s.channel_id);
+  w.string('last_message_id').value(s.last_message_id);
+  w.string('last_acked_id').value(s.last_acked_id);
+  w.string('unread_count').number(s.unread_count);
+  w.string('mention_count').number(s.mention_count);
+  return w.toBytes();
+}

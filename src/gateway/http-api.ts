@@ -1,0 +1,266 @@
+// The HTTP side of the port (PROTOCOL.md "HTTP API"): the admin API under /v1 (bearer
+// token), /healthz, /readyz and /metrics. Membership changes and messages posted here are
+// dispatched to the online sessions like their gateway counterparts.
+//
+// uWS rules followed here: everything read from the request is read before the first
+// await; a response not ended synchronously has an onAborted handler, and nothing is
+// written to it after an abort; writes after an await are corked.
+
+import { createHash, timingSafeEqual } from 'node:crypto';
+import type { Logger } from 'pino';
+import type { HttpRequest, HttpResponse, TemplatedApp } from 'uWebSockets.js';
+import type { Failure } from '../store/persistent-read-states.js';
+import { canonicalSnowflake, isRecord } from './codec.js';
+import type { Dispatcher } from './dispatch.js';
+import type { GatewayMetrics } from './metrics.js';
+import type { ReadStateService } from './read-state-service.js';
+
+/** Request bodies above this are refused with 413 (a message body is a few hundred bytes). */
+export const MAX_BODY_BYTES = 64 * 1024;
+
+const STATUS: Record<number, string> = {
+  200: '200 OK',
+  204: '204 No Content',
+  400: '400 Bad Request',
+  401: '401 Unauthorized',
+  403: '403 Forbidden',
+  404: '404 Not Found',
+  413: '413 Payload Too Large',
+  500: '500 Internal Server Error',
+  503: '503 Service Unavailable',
+};
+
+const JSON_TYPE = 'application/json';
+const INVALID_BODY = { code: 50035, message: 'Invalid Form Body' };
+const FAILURE_RESPONSES: Record<Failure['code'], [number, { code: number; message: string }]> = {
+  10003: [404, { code: 10003, message: 'Unknown Channel' }],
+  10008: [404, { code: 10008, message: 'Unknown Message' }],
+  50001: [403, { code: 50001, message: 'Missing Access' }],
+  4000: [503, { code: 4000, message: 'Store unavailable' }],
+};
+
+export interface HttpApiOptions {
+  readStates: ReadStateService;
+  dispatcher: Dispatcher;
+  metrics: GatewayMetrics;
+  adminToken: string;
+  log: Logger;
+}
+
+/** One response, ended at most once and never after the client went away. */
+class Reply {
+  private done = false;
+  private abortListener: (() => void) | undefined;
+
+  constructor(private readonly res: HttpResponse) {
+    // uWS keeps one abort handler per response: this one, which passes the news on.
+    res.onAborted(() => {
+      this.done = true;
+      this.abortListener?.();
+    });
+  }
+
+  onAborted(listener: () => void): void {
+    this.abortListener = listener;
+  }
+
+  get aborted(): boolean {
+    return this.done;
+  }
+
+  json(status: number, body: unknown): void {
+    this.send(status, JSON_TYPE, JSON.stringify(body));
+  }
+
+  send(status: number, contentType: string | null, body: string): void {
+    if (this.done) return;
+    this.done = true;
+    this.res.cork(() => {
+      this.res.writeStatus(STATUS[status]);
+      if (contentType !== null) this.res.writeHeader('content-type', contentType);
+      this.res.end(body);
+    });
+  }
+}
+
+export function mountHttpApi(app: TemplatedApp, options: HttpApiOptions): void {
+  const { readStates, dispatcher, metrics, log } = options;
+  const adminDigest = digest(options.adminToken);
+
+  /** Bearer-token check in constant time (digests make the lengths equal). */
+  const authorized = (req: HttpRequest): boolean => {
+    const header = req.getHeader('authorization');
+    const match = /^Bearer (.+)$/.exec(header);
+    return match !== null && timingSafeEqual(digest(match[1]), adminDigest);
+  };
+
+  /** Runs a /v1 handler: 401 without the token, 503/500 when the work fails unexpectedly. */
+  const admin = (handle: (reply: Reply, req: HttpRequest, res: HttpResponse) => Promise<void> | void) => (res: HttpResponse, req: HttpRequest) => {
+    const reply = new Reply(res);
+    if (!authorized(req)) return reply.json(401, { code: 0, message: '401: Unauthorized' });
+    try {
+      const pending = handle(reply, req, res);
+      if (pending !== undefined) {
+        pending.catch((error: unknown) => {
+          log.error({ err: error }, 'admin request failed');
+          reply.json(500, { code: 4000, message: 'Internal error' });
+        });
+      }
+    } catch (error) {
+      log.error({ err: error }, 'admin request failed');
+      reply.json(500, { code: 4000, message: 'Internal error' });
+    }
+  };
+
+  app.get('/healthz', (res) => {
+    new Reply(res).json(200, { ok: true });
+  });
+
+  app.get('/readyz', (res) => {
+    const ready = readStates.ready;
+    new Reply(res).json(ready ? 200 : 503, { ready });
+  });
+
+  app.get('/metrics', (res) => {
+    const reply = new Reply(res);
+    metrics.registry.metrics().then(
+      (text) => reply.send(200, metrics.registry.contentType, text),
+      (error: unknown) => {
+        log.error({ err: error }, 'collecting metrics failed');
+        reply.json(500, { code: 4000, message: 'Internal error' });
+      },
+    );
+  });
+
+  app.put(
+    '/v1/channels/:channel_id/members/:user_id',
+    admin(async (reply, req) => {
+      const channelId = canonicalSnowflake(req.getParameter(0));
+      const userId = canonicalSnowflake(req.getParameter(1));
+      if (channelId === null || userId === null) return reply.json(400, INVALID_BODY);
+      const result = await readStates.join(channelId, userId);
+      if (result.code !== 0) return failed(reply, result);
+      if (result.created) dispatcher.joined(userId, result.state);
+      reply.send(204, null, '');
+    }),
+  );
+
+  app.del(
+    '/v1/channels/:channel_id/members/:user_id',
+    admin(async (reply, req) => {
+      const channelId = canonicalSnowflake(req.getParameter(0));
+      const userId = canonicalSnowflake(req.getParameter(1));
+      if (channelId === null || userId === null) return reply.json(400, INVALID_BODY);
+      const result = await readStates.leave(channelId, userId);
+      if (result.code !== 0) return failed(reply, result);
+      if (result.removed) dispatcher.left(userId, channelId);
+      reply.send(204, null, '');
+    }),
+  );
+
+  app.post(
+    '/v1/channels/:channel_id/messages',
+    admin(async (reply, req, res) => {
+      const channelId = canonicalSnowflake(req.getParameter(0));
+      const body = await readBody(res, reply);
+      if (body === undefined) return;
+      if (channelId === null) return reply.json(400, INVALID_BODY);
+      const message = parseMessageBody(body);
+      if (message === null) return reply.json(400, INVALID_BODY);
+      const result = await readStates.createMessage(channelId, message.authorId, message.mentions, message.mentionEveryone);
+      if (result.code !== 0) return failed(reply, result);
+      dispatcher.messageCreated(result, message.authorId);
+      reply.json(200, { message_id: result.messageId });
+    }),
+  );
+
+  app.get(
+    '/v1/users/:user_id/read-states',
+    admin(async (reply, req) => {
+      const userId = canonicalSnowflake(req.getParameter(0));
+      if (userId === null) return reply.json(400, INVALID_BODY);
+      let states;
+      try {
+        states = await readStates.loadUser(userId);
+      } catch (error) {
+        log.warn({ err: error, user: userId }, 'loading read states failed');
+        return failed(reply, { code: 4000 });
+      }
+      reply.json(200, states);
+    }),
+  );
+
+  app.any(
+    '/v1/*',
+    admin((reply) => reply.json(404, { code: 0, message: '404: Not Found' })),
+  );
+  app.any('/*', (res) => {
+    new Reply(res).json(404, { code: 0, message: '404: Not Found' });
+  });
+}
+
+function failed(reply: Reply, failure: Failure): void {
+  const [status, body] = FAILURE_RESPONSES[failure.code];
+  reply.json(status, body);
+}
+
+function digest(text: string): Buffer {
+  return createHash('sha256').update(text).digest();
+}
+
+/** The whole body as text, or undefined once answered (too large, not UTF-8) or aborted. */
+function readBody(res: HttpResponse, reply: Reply): Promise<string | undefined> {
+  return new Promise((resolve) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    res.onData((chunk, isLast) => {
+      if (reply.aborted) return resolve(undefined);
+      size += chunk.byteLength;
+      if (size > MAX_BODY_BYTES) {
+        reply.json(413, { code: 50035, message: 'Request body too large' });
+        return resolve(undefined);
+      }
+      // uWS reuses the chunk's memory after this callback: copy it.
+      chunks.push(Buffer.from(new Uint8Array(chunk).slice()));
+      if (!isLast) return;
+      try {
+        resolve(new TextDecoder('utf-8', { fatal: true }).decode(Buffer.concat(chunks)));
+      } catch {
+        reply.json(400, INVALID_BODY);
+        resolve(undefined);
+      }
+    });
+    // An abort before the last chunk settles the promise too, so no handler waits forever.
+    reply.onAborted(() => resolve(undefined));
+  });
+}
+
+interface MessageBody {
+  authorId: string;
+  mentions: string[];
+  mentionEveryone: boolean;
+}
+
+function parseMessageBody(text: string): MessageBody | null {
+  let body: unknown;
+  try {
+    body = JSON.parse(text);
+  } catch {
+    return null;
+  }
+  if (!isRecord(body)) return null;
+  const authorId = canonicalSnowflake(body.author_id);
+  if (authorId === null) return null;
+  const mentions: string[] = [];
+  if (body.mentions !== undefined && body.mentions !== null) {
+    if (!Array.isArray(body.mentions)) return null;
+    for (const mention of body.mentions as unknown[]) {
+      const id = canonicalSnowflake(mention);
+      if (id === null) return null;
+      mentions.push(id);
+    }
+  }
+  const everyone = body.mention_everyone;
+  if (everyone !== undefined && everyone !== null && typeof everyone !== 'boolean') return null;
+  return { authorId, mentions, mentionEveryone: everyone === true };
+}

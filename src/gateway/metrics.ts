@@ -1,0 +1,92 @@
+// What /metrics reports (prom-client): connections, requests by opcode, request-to-dispatch
+// latency, closes by code, and the read-state engine's figures read from its stats at
+// scrape time. Process metrics come from prom-client's defaults, among them GC pauses
+// (nodejs_gc_duration_seconds, from perf_hooks) and event-loop delay (nodejs_eventloop_lag_*).
+
+import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
+import type { PersistentReadStatesStats } from '../store/persistent-read-states.js';
+
+type StatName = keyof PersistentReadStatesStats;
+
+const REQUEST_OPS = new Set([1, 2, 20, 21]);
+
+export class GatewayMetrics {
+  readonly registry = new Registry();
+  readonly connections: Gauge;
+  readonly closes: Counter<'code'>;
+  readonly requestToDispatch: Histogram;
+  private readonly requests: Counter<'op'>;
+  private readonly requestsByOp = new Map<string, Counter.Internal>();
+
+  constructor(stats: () => PersistentReadStatesStats, onlineUsers: () => number) {
+    const registers = [this.registry];
+    collectDefaultMetrics({ register: this.registry });
+    this.connections = new Gauge({ name: 'gateway_connections', help: 'Open WebSocket sessions', registers });
+    new Gauge({
+      name: 'gateway_online_users',
+      help: 'Users with at least one identified session',
+      registers,
+      collect() {
+        this.set(onlineUsers());
+      },
+    });
+    this.closes = new Counter({ name: 'gateway_closes_total', help: 'Sessions closed, by close code', labelNames: ['code'], registers });
+    this.requests = new Counter({ name: 'gateway_requests_total', help: 'Client payloads received, by opcode', labelNames: ['op'], registers });
+    this.requestToDispatch = new Histogram({
+      name: 'gateway_request_to_dispatch_seconds',
+      help: 'From receiving a MESSAGE_CREATE or MESSAGE_ACK to sending its READ_STATE_UPDATE to the requester',
+      buckets: [0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5],
+      registers,
+    });
+
+    const gauge = (name: string, help: string, read: (s: PersistentReadStatesStats) => number) =>
+      new Gauge({
+        name,
+        help,
+        registers,
+        collect() {
+          this.set(read(stats()));
+        },
+      });
+    gauge('readstate_engine_size', 'Read states held in memory', (s) => s.size);
+    gauge('readstate_engine_capacity', 'Read states the memory table can hold', (s) => s.capacity);
+    gauge('readstate_dirty', 'Read states changed and not yet written', (s) => s.dirty);
+    gauge('readstate_pending_writes', 'Read states handed to the store and not yet confirmed', (s) => s.pendingWrites);
+    gauge('readstate_cache_hit_ratio', 'Hits / (hits + misses) of the read-state cache since start', (s) =>
+      s.hits + s.misses === 0 ? 1 : s.hits / (s.hits + s.misses),
+    );
+
+    // Counters mirror monotonic engine totals: each scrape adds what happened since the last.
+    const counter = (name: string, help: string, stat: StatName) => {
+      let seen = 0;
+      return new Counter({
+        name,
+        help,
+        registers,
+        collect() {
+          const now = stats()[stat];
+          if (now > seen) this.inc(now - seen);
+          seen = now;
+        },
+      });
+    };
+    counter('readstate_cache_hits_total', 'Read-state lookups answered from memory', 'hits');
+    counter('readstate_cache_misses_total', 'Read-state lookups that loaded from the store', 'misses');
+    counter('readstate_evictions_total', 'Read states evicted from memory', 'evictions');
+    counter('readstate_flushes_total', 'Write-behind flushes that took due read states', 'flushes');
+    counter('readstate_store_writes_total', 'Records written to the store', 'writes');
+    counter('readstate_store_write_errors_total', 'Failed store writes (retried)', 'writeErrors');
+    counter('readstate_store_load_errors_total', 'Failed store loads', 'loadErrors');
+  }
+
+  /** Counts a payload under its opcode; opcodes clients may not send count as "other" (bounded labels). */
+  countRequest(op: number): void {
+    const label = REQUEST_OPS.has(op) ? String(op) : 'other';
+    let child = this.requestsByOp.get(label);
+    if (child === undefined) {
+      child = this.requests.labels({ op: label });
+      this.requestsByOp.set(label, child);
+    }
+    child.inc();
+  }
+}

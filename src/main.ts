@@ -1,0 +1,68 @@
+// Wiring only: configuration -> Cassandra store -> persistent read states -> gateway, and
+// the clean stop on SIGTERM/SIGINT (stop accepting, close sockets with 1001, write every
+// changed read state, exit 0).
+
+import { pino } from 'pino';
+import { ConfigError, loadConfig } from './config.js';
+import { demoPageUrl, mountDemo } from './demo/demo-routes.js';
+import { seedDemo } from './demo/demo-seed.js';
+import { Gateway } from './gateway/app.js';
+import { CassandraReadStateStore } from './store/cassandra-store.js';
+import { PersistentReadStates } from './store/persistent-read-states.js';
+
+async function main(): Promise<void> {
+  let config;
+  try {
+    config = loadConfig();
+  } catch (error) {
+    if (!(error instanceof ConfigError)) throw error;
+    process.stderr.write(`${error.message}\n`);
+    process.exit(2);
+  }
+  const log = pino({ level: config.logLevel });
+  if (config.devSecrets) {
+    log.warn({ GATEWAY_JWT_SECRET: config.jwtSecret, GATEWAY_ADMIN_TOKEN: config.adminToken }, 'using development secrets (refused when NODE_ENV=production)');
+  }
+
+  const store = await CassandraReadStateStore.connect({
+    contactPoints: config.cassandraContactPoints.map(({ host, port }) => (host.includes(':') ? `[${host}]:${port}` : `${host}:${port}`)),
+    keyspace: config.cassandraKeyspace,
+    log,
+  });
+  const readStates = new PersistentReadStates({
+    store,
+    capacity: config.cacheCapacity,
+    flushDelayMs: config.flushDelayMs,
+    workerId: config.workerId,
+    log,
+  });
+  readStates.start();
+  // Development only (both are no-ops in production): seed before listening so no session misses a dispatch.
+  await seedDemo({ config, readStates, log });
+  const gateway = new Gateway({ config, readStates, log, mountRoutes: (app) => mountDemo(app, { config, log }) });
+  const port = await gateway.listen();
+  log.info({ host: config.host, port, keyspace: config.cassandraKeyspace, workerId: config.workerId }, 'gateway listening');
+  const demoUrl = demoPageUrl(config, port);
+  if (demoUrl !== null) log.info({ url: demoUrl }, `demo page: ${demoUrl}`);
+
+  let stopping = false;
+  const stop = async (signal: NodeJS.Signals) => {
+    if (stopping) return log.warn({ signal }, 'already stopping');
+    stopping = true;
+    log.info({ signal }, 'stopping: closing sessions, writing changed read states');
+    gateway.close();
+    await readStates.stop();
+    await store.close();
+    log.info('stopped');
+    process.exit(0);
+  };
+  process.on('SIGTERM', (signal) => void stop(signal));
+  process.on('SIGINT', (signal) => void stop(signal));
+  // A failed promise somewhere must not take every session down with it.
+  process.on('unhandledRejection', (reason) => log.error({ err: reason }, 'unhandled rejection'));
+}
+
+main().catch((error: unknown) => {
+  process.stderr.write(`gateway failed to start: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`);
+  process.exit(1);
+});
