@@ -77,6 +77,9 @@ const RETRY_BASE_MS = 100;
 const RETRY_MAX_MS = 5000;
 const READY_PROBE_MS = 1000;
 const STOP_DEADLINE_MS = 60_000;
+/** How long a "not a member" answer from the store is trusted, and how many are kept. */
+const NON_MEMBER_TTL_MS = 10_000;
+const MAX_NON_MEMBERS = 100_000;
 /** Due entries moved to the write queue per event-loop turn. */
 const FLUSH_CHUNK = 256;
 /** Channels serialised and written per store call. */
@@ -97,6 +100,11 @@ export class PersistentReadStates implements DirtyEvictionSink, FlushSink {
   private readonly stateLoads = new Map<string, Promise<boolean>>();
   private readonly userLoads = new Map<string, Promise<ReadStateRecord[]>>();
 
+  /**
+   * Keys the store recently said are not memberships, with when that stops being trusted.
+   * Without it every mention of a non-member in every message would cost a store read.
+   */
+  private readonly nonMembers = new Map<string, number>();
   /** Every record handed to the store and not yet confirmed written, by key. */
   private readonly unconfirmed = new Map<string, ReadStateRecord>();
   private writeQueue: ReadStateRecord[] = [];
@@ -254,10 +262,14 @@ export class PersistentReadStates implements DirtyEvictionSink, FlushSink {
   async join(channelId: string, userId: string): Promise<{ code: 0; state: ReadStateJson; created: boolean } | Failure> {
     try {
       const channelExisted = await this.ensureChannel(channelId);
+      // Ask the store itself: a cached "not a member" must never make a member start over.
+      this.nonMembers.delete(keyOf(userId, channelId));
       if (await this.ensureState(userId, channelId)) {
         const state = this.viewOf(userId, channelId);
         if (state !== undefined) return { code: 0, state, created: false };
       }
+      // The store's "not a member" was just remembered; this join makes it stale.
+      this.nonMembers.delete(keyOf(userId, channelId));
       const [userHi, userLo] = this.pair(userId);
       const [channelHi, channelLo] = this.pair(channelId);
       const slot = this.engine.join(userHi, userLo, channelHi, channelLo, this.clock());
@@ -290,6 +302,7 @@ export class PersistentReadStates implements DirtyEvictionSink, FlushSink {
       const key = keyOf(userId, channelId);
       // A queued or retried write of the old state must not bring the row back.
       this.unconfirmed.delete(key);
+      this.rememberNonMember(key);
       const user = this.halves(userId, 0);
       const channel = this.halves(channelId, 2);
       this.engine.leave(user[0], user[1], channel[0], channel[1]);
@@ -366,6 +379,11 @@ export class PersistentReadStates implements DirtyEvictionSink, FlushSink {
       return true;
     }
     const key = keyOf(userId, channelId);
+    const trustedUntil = this.nonMembers.get(key);
+    if (trustedUntil !== undefined) {
+      if (trustedUntil > this.clock()) return false;
+      this.nonMembers.delete(key);
+    }
     let load = this.stateLoads.get(key);
     if (load === undefined) {
       this.counters.misses++;
@@ -373,7 +391,10 @@ export class PersistentReadStates implements DirtyEvictionSink, FlushSink {
       const source = pending !== undefined ? Promise.resolve(pending) : this.store.loadState(userId, channelId);
       load = source
         .then((record) => {
-          if (record === null) return false;
+          if (record === null) {
+            this.rememberNonMember(key);
+            return false;
+          }
           const u = this.halves(userId, 0);
           const c = this.halves(channelId, 2);
           if (this.engine.table.find(u[0], u[1], c[0], c[1]) !== -1) return true;
@@ -383,6 +404,12 @@ export class PersistentReadStates implements DirtyEvictionSink, FlushSink {
       this.stateLoads.set(key, load);
     }
     return load;
+  }
+
+  private rememberNonMember(key: string): void {
+    // Oldest first in insertion order: drop the oldest when full.
+    if (this.nonMembers.size >= MAX_NON_MEMBERS) this.nonMembers.delete(this.nonMembers.keys().next().value!);
+    this.nonMembers.set(key, this.clock() + NON_MEMBER_TTL_MS);
   }
 
   private loadUserRecords(userId: string): Promise<ReadStateRecord[]> {

@@ -160,3 +160,29 @@ describe('PersistentReadStates', () => {
     await states.stop();
   });
 });
+
+describe('PersistentReadStates membership lookups', () => {
+  it('asks the store once about a mentioned non-member, until it joins', async () => {
+    const { store, states } = setup();
+    await states.join(CHAN, ALICE);
+    const loadsBefore = store.loads;
+    for (let i = 0; i < 5; i++) await states.createMessage(CHAN, ALICE, [BOB], false);
+    expect(store.loads - loadsBefore).toBe(1);
+    await states.join(CHAN, BOB);
+    const created = await states.createMessage(CHAN, ALICE, [BOB], false);
+    if (created.code !== 0) throw new Error('create failed');
+    expect(created.changed.get(BOB)).toMatchObject({ mention_count: 1 });
+    await states.stop();
+  });
+
+  it('a left member is not a member, and can join again fully read', async () => {
+    const { states } = setup();
+    await states.join(CHAN, ALICE);
+    await states.join(CHAN, BOB);
+    await states.leave(CHAN, BOB);
+    expect(await states.ack(BOB, CHAN, '1')).toEqual({ code: 50001 });
+    const rejoined = await states.join(CHAN, BOB);
+    expect(rejoined).toMatchObject({ code: 0, created: true, state: { unread_count: 0, mention_count: 0 } });
+    await states.stop();
+  });
+});
