@@ -8,7 +8,7 @@
 
 import { parseSnowflake } from '../engine/snowflake.js';
 import type { ReadStateJson } from '../store/persistent-read-states.js';
-import { decodeMessagePack, MessagePackWriter } from './msgpack.js';
+import { decodeMessagePack, encodeMessagePack } from './msgpack.js';
 
 export type Encoding = 'json' | 'msgpack';
 
@@ -95,6 +95,7 @@ export function decodeFrame(frame: Uint8Array, encoding: Encoding): ClientReques
   try {
     payload = encoding === 'json' ? JSON.parse(utf8.decode(frame)) : decodeMessagePack(frame);
   } catch {
+    // Any error: bad input, or a RangeError should decoding ever run out of stack.
     return CLOSE_DECODE;
   }
   if (!isRecord(payload)) return CLOSE_DECODE;
@@ -188,14 +189,6 @@ function nonceOf(value: unknown): Nonce | undefined | typeof INVALID {
 /** A frame to send: text for json sessions, bytes for msgpack ones. */
 export type Frame = string | Uint8Array;
 
-/**
- * One writer for every msgpack frame: a frame is sent (copied by uWS) before the next is
- * written, so frames returned from here are only valid until the next encode call.
- */
-const writer = new MessagePackWriter(4096);
-
-const T_KEY = new MessagePackWriter(8).string('t').toBytes();
-
 export function encodeHello(encoding: Encoding, heartbeatIntervalMs: number): Frame {
   return encodePayload(encoding, Op.hello, { heartbeat_interval: heartbeatIntervalMs });
 }
@@ -213,13 +206,19 @@ export function encodeError(encoding: Encoding, code: ErrorCode, nonce: Nonce | 
 /** A dispatch of any shape (READY, READ_STATE_DELETE). */
 export function encodeDispatch(encoding: Encoding, event: string, d: unknown, sequence: number): Frame {
   if (encoding === 'json') return `{"op":0,"t":${JSON.stringify(event)},"s":${sequence},"d":${JSON.stringify(d)}}`;
-  return writer.reset().mapHeader(4).string('op').number(0).string('t').string(event).string('s').number(sequence).string('d').value(d).view();
+  return encodeMessagePack({ op: Op.dispatch, t: event, s: sequence, d });
 }
 
 function encodePayload(encoding: Encoding, op: number, d: unknown): Frame {
   if (encoding === 'json') return `{"op":${op},"d":${JSON.stringify(d)}}`;
-  return writer.reset().mapHeader(2).string('op').number(op).string('d').value(d).view();
+  return encodeMessagePack({ op, d });
 }
+
+/** `{op: 0, t: "READ_STATE_UPDATE", s:` in MessagePack: a map of 4 entries (fixmap 0x84), then `s`'s value and `d`. */
+const UPDATE_HEAD = Buffer.concat([Buffer.of(0x84), ...['op', Op.dispatch, 't', 'READ_STATE_UPDATE', 's'].map((part) => Buffer.from(encodeMessagePack(part)))]);
+const D_KEY = Buffer.from(encodeMessagePack('d'));
+/** Where msgpack READ_STATE_UPDATE frames are assembled: ids, counts and a 64-code-point nonce stay far below 1 KiB. */
+const frameBuffer = Buffer.allocUnsafe(1024);
 
 /**
  * A READ_STATE_UPDATE whose body is encoded once per encoding and reused for every session
@@ -238,12 +237,17 @@ export class PreparedReadState {
       const tail = nonce === undefined ? '}}' : `,"nonce":${JSON.stringify(nonce)}}}`;
       return `{"op":0,"t":"READ_STATE_UPDATE","s":${sequence},"d":${body}${tail}`;
     }
-    const fields = (this.msgpack ??= readStateMsgpackFields(this.state));
-    const w = writer.reset().mapHeader(4).string('op').number(0);
-    w.raw(T_KEY).string('READ_STATE_UPDATE').string('s').number(sequence).string('d');
-    w.mapHeader(nonce === undefined ? 5 : 6).raw(fields);
-    if (nonce !== undefined) w.string('nonce').value(nonce);
-    return w.view();
+    // The head and the sequence are copied out before the body is encoded (same buffer).
+    frameBuffer.set(UPDATE_HEAD);
+    let at = UPDATE_HEAD.length;
+    const sequenceBytes = encodeMessagePack(sequence);
+    frameBuffer.set(sequenceBytes, at);
+    at += sequenceBytes.length;
+    frameBuffer.set(D_KEY, at);
+    at += D_KEY.length;
+    const d = nonce === undefined ? (this.msgpack ??= new Uint8Array(encodeMessagePack(this.state))) : encodeMessagePack({ ...this.state, nonce });
+    frameBuffer.set(d, at);
+    return frameBuffer.subarray(0, at + d.length);
   }
 }
 
@@ -252,14 +256,4 @@ function readStateJsonFields(s: ReadStateJson): string {
   const lastMessage = s.last_message_id === null ? 'null' : `"${s.last_message_id}"`;
   const lastAcked = s.last_acked_id === null ? 'null' : `"${s.last_acked_id}"`;
   return `{"channel_id":"${s.channel_id}","last_message_id":${lastMessage},"last_acked_id":${lastAcked},"unread_count":${s.unread_count},"mention_count":${s.mention_count}`;
-}
-
-function readStateMsgpackFields(s: ReadStateJson): Uint8Array {
-  const w = new MessagePackWriter(160);
-  w.string('channel_id').string(s.channel_id);
-  w.string('last_message_id').value(s.last_message_id);
-  w.string('last_acked_id').value(s.last_acked_id);
-  w.string('unread_count').number(s.unread_count);
-  w.string('mention_count').number(s.mention_count);
-  return w.toBytes();
 }

@@ -1,12 +1,21 @@
-// The gateway's codec: strict MessagePack in and out (checked against msgpackr, an
-// independent implementation), frame validation per opcode, snowflake and nonce rules, and
+// The gateway's codec: strict MessagePack in and out (msgpackr, behind a check that lets
+// only standard data through), frame validation per opcode, snowflake and nonce rules, and
 // the prepared READ_STATE_UPDATE frames.
 
 import fc from 'fast-check';
 import { Packr, Unpackr } from 'msgpackr';
 import { describe, expect, it } from 'vitest';
-import { canonicalSnowflake, type ClientRequest, decodeFrame, encodeDispatch, encodeError, encodeHello, PreparedReadState } from '../../src/gateway/codec.js';
-import { decodeMessagePack, MAX_MESSAGEPACK_DEPTH, MessagePackWriter } from '../../src/gateway/msgpack.js';
+import {
+  canonicalSnowflake,
+  type ClientRequest,
+  decodeFrame,
+  encodeDispatch,
+  encodeError,
+  encodeHeartbeatAck,
+  encodeHello,
+  PreparedReadState,
+} from '../../src/gateway/codec.js';
+import { decodeMessagePack, MAX_MESSAGEPACK_DEPTH } from '../../src/gateway/msgpack.js';
 
 const packr = new Packr({ useRecords: false });
 const unpackr = new Unpackr({ useRecords: false, int64AsType: 'number' });
@@ -23,6 +32,8 @@ describe('MessagePack decoder', () => {
   it('reads whatever msgpackr writes from JSON-like values', () => {
     fc.assert(
       fc.property(jsonLike, (value) => {
+        // A "__proto__" key comes back renamed (see below).
+        fc.pre(!JSON.stringify(value).includes('"__proto__"'));
         expect(plain(decodeMessagePack(msgpack(value)))).toEqual(value);
       }),
       { numRuns: 2000 },
@@ -56,10 +67,20 @@ describe('MessagePack decoder', () => {
       bytes(0xdd, 0xff, 0xff, 0xff, 0xff),
       bytes(0xdf, 0xff, 0xff, 0xff, 0xff),
       bytes(0x01, 0x02),
-      // A map key that is an array, and a string that is not UTF-8.
+      // msgpackr's own extensions that it would decode into plain data: undefined (type 0),
+      // a record definition (0x72) and a string bundle (0x62).
+      bytes(0x82, 0xa2, 0x6f, 0x70, 0x01, 0xa1, 0x64, 0xd4, 0x00, 0x00),
+      bytes(0xd4, 0x72, 0x40, 0x91, 0xa2, 0x6f, 0x70, 0x01),
+      bytes(0xd5, 0x72, 0x40, 0x00, 0x91, 0xa2, 0x6f, 0x70, 0x01),
+      bytes(0xd6, 0x62, 0, 0, 0, 0, 0x81, 0xa2, 0x6f, 0x70, 0x01),
+      // A map key that is an array, and strings that are not UTF-8 (short, and long enough for
+      // msgpackr's other string paths).
       bytes(0x81, 0x91, 0x01, 0x01),
       bytes(0xa2, 0xff, 0xfe),
       bytes(0xd9, 0x02, 0xc3, 0x28),
+      bytes(0xd9, 40, ...new Array<number>(39).fill(0x61), 0xff),
+      bytes(0xd9, 100, ...new Array<number>(99).fill(0x61), 0xc3),
+      bytes(0x81, 0xa2, 0xff, 0xfe, 0x01),
     ];
     for (const frame of bad) expect(() => decodeMessagePack(frame), Buffer.from(frame).toString('hex')).toThrow();
   });
@@ -74,32 +95,81 @@ describe('MessagePack decoder', () => {
     expect(() => decodeMessagePack(nested(MAX_MESSAGEPACK_DEPTH + 1))).toThrow(/deep/);
     expect(() => decodeMessagePack(nested(4095))).toThrow(/deep/);
     expect(decodeFrame(nested(4095), 'msgpack')).toEqual({ kind: 'close', code: 4002 });
+    // Maps too: 1365 levels of {a: …} fill 4096 bytes.
+    const maps = new Uint8Array(4096).fill(0xc0);
+    for (let at = 0; at + 3 < maps.length; at += 3) maps.set([0x81, 0xa1, 0x61], at);
+    expect(decodeFrame(maps, 'msgpack')).toEqual({ kind: 'close', code: 4002 });
   });
 
-  it('keeps "__proto__" a plain key', () => {
-    const decoded = decodeMessagePack(msgpack(JSON.parse('{"__proto__":{"polluted":1},"op":1}'))) as Record<string, unknown>;
-    expect(Object.keys(decoded)).toEqual(['__proto__', 'op']);
+  it('answers 4002 when decoding runs out of stack, and keeps decoding afterwards', () => {
+    const ok = msgpack({ op: 1, d: null });
+    // As deep as allowed: x is at depth 1.
+    const nested = new Uint8Array(MAX_MESSAGEPACK_DEPTH).fill(0x91);
+    nested[MAX_MESSAGEPACK_DEPTH - 1] = 0xc0;
+    const frame = msgpack({ op: 1, d: null, x: unpackr.unpack(nested) });
+    // Recurse until even a shallow decode overflows the stack, then decode from each depth
+    // on the way back up: some of them fail inside msgpackr.
+    const answers = new Set<string>();
+    const descend = (depth: number): void => {
+      try {
+        descend(depth + 1);
+      } catch {
+        // the stack is full here
+      }
+      if (depth % 50 === 0) answers.add(JSON.stringify(decodeFrame(frame, 'msgpack')));
+    };
+    descend(0);
+    expect([...answers].sort()).toEqual(['{"kind":"close","code":4002}', '{"kind":"heartbeat"}']);
+    expect(decodeFrame(ok, 'msgpack')).toEqual({ kind: 'heartbeat' });
+    expect(decodeFrame(frame, 'msgpack')).toEqual({ kind: 'heartbeat' });
+  });
+
+  it('never lets a "__proto__" key set a prototype', () => {
+    // msgpackr renames the key to "__proto_" (the old decoder kept it in a prototype-less object).
+    const payload = JSON.parse('{"__proto__":{"polluted":1,"op":2},"op":1}') as unknown;
+    const decoded = decodeMessagePack(msgpack(payload)) as Record<string, unknown>;
+    expect(Object.getPrototypeOf(decoded)).toBe(Object.prototype);
+    expect(Object.keys(decoded)).toEqual(['__proto_', 'op']);
+    expect(decoded.polluted).toBeUndefined();
     expect(({} as Record<string, unknown>).polluted).toBeUndefined();
+    // The same as a str8 key in a map16.
+    const wide = bytes(0xde, 0x00, 0x02, 0xd9, 0x09, ...Buffer.from('__proto__'), 0x81, 0xa2, 0x6f, 0x70, 0x02, 0xa2, 0x6f, 0x70, 0x01);
+    expect(Object.getPrototypeOf(decodeMessagePack(wide))).toBe(Object.prototype);
+    expect(decodeFrame(wide, 'msgpack')).toEqual({ kind: 'heartbeat' });
+    expect(decodeFrame(msgpack({ op: 21, d: JSON.parse('{"__proto__":{"channel_id":"1","message_id":"2"}}') as unknown }), 'msgpack')).toEqual({
+      kind: 'invalid',
+      op: 21,
+      nonce: undefined,
+    });
   });
 });
 
-describe('MessagePack writer', () => {
-  it('writes standard MessagePack that msgpackr reads back', () => {
+describe('MessagePack server frames', () => {
+  it('write standard MessagePack that msgpackr reads back', () => {
     fc.assert(
       fc.property(jsonLike, (value) => {
-        // msgpackr renames a "__proto__" key on reading (its own guard); the writer keeps it.
+        // msgpackr renames a "__proto__" key on reading (its own guard).
         fc.pre(!JSON.stringify(value).includes('"__proto__"'));
-        const written = new MessagePackWriter(8).value(value).toBytes();
-        expect(unpackr.unpack(written)).toEqual(value);
+        expect(unpackr.unpack(encodeDispatch('msgpack', 'X', value, 1) as Uint8Array)).toEqual({ op: 0, t: 'X', s: 1, d: value });
       }),
       { numRuns: 2000 },
     );
   });
 
-  it('uses the smallest standard encoding and never an extension', () => {
-    expect([...new MessagePackWriter().value({ op: 11, d: null }).toBytes()]).toEqual([0x82, 0xa2, 0x6f, 0x70, 0x0b, 0xa1, 0x64, 0xc0]);
-    expect([...new MessagePackWriter().number(-33).toBytes()]).toEqual([0xd0, 0xdf]);
-    expect([...new MessagePackWriter().number(65536).toBytes()]).toEqual([0xce, 0, 1, 0, 0]);
+  it('use the smallest standard encoding, int64 for integers beyond 32 bits, and never an extension', () => {
+    expect([...(encodeHeartbeatAck('msgpack') as Uint8Array)]).toEqual([0x82, 0xa2, 0x6f, 0x70, 0x0b, 0xa1, 0x64, 0xc0]);
+    const tail = (frame: unknown) => [...(frame as Uint8Array).subarray(-9)];
+    // d = {code, message, nonce}: the nonce is the last value.
+    expect(tail(encodeError('msgpack', 10008, 2 ** 40))).toEqual([0xd3, 0, 0, 0x01, 0, 0, 0, 0, 0]);
+    expect(tail(encodeError('msgpack', 10008, -(2 ** 53 - 1)))).toEqual([0xd3, 0xff, 0xe0, 0, 0, 0, 0, 0, 0x01]);
+    expect([...(encodeError('msgpack', 10008, -33) as Uint8Array)].slice(-2)).toEqual([0xd0, 0xdf]);
+    expect([...(encodeError('msgpack', 10008, 65536) as Uint8Array)].slice(-5)).toEqual([0xce, 0, 1, 0, 0]);
+    // Undefined members are left out, as in JSON.
+    expect(unpackr.unpack(encodeDispatch('msgpack', 'X', { a: undefined, b: [1] }, 1) as Uint8Array)).toEqual({ op: 0, t: 'X', s: 1, d: { b: [1] } });
+    const update = new PreparedReadState({ channel_id: '1', last_message_id: null, last_acked_id: null, unread_count: 2 ** 33, mention_count: 0 });
+    const frame = update.frame('msgpack', 2 ** 40, 2 ** 52) as Uint8Array;
+    expect(() => decodeMessagePack(frame)).not.toThrow();
+    expect(Buffer.from(frame).includes(Buffer.of(0xcb))).toBe(false);
   });
 });
 
