@@ -79,7 +79,7 @@ export class ReadStateTable implements SlotKeys {
   constructor(
     readonly capacity: number,
     readonly flushDelayMs: number,
-    private readonly evictionSink: DirtyEvictionSink,
+    protected readonly evictionSink: DirtyEvictionSink,
   ) {
     if (!Number.isInteger(capacity) || capacity < 1 || capacity >= NONE) {
       throw new RangeError(`capacity must be an integer from 1 to 2^32 - 2, got ${capacity}`);
@@ -293,7 +293,7 @@ export class ReadStateTable implements SlotKeys {
     else this.lruPrev[next] = prev;
   }
 
-  private unlinkDirty(slot: number): void {
+  protected unlinkDirty(slot: number): void {
     const prev = this.dirtyPrev[slot];
     const next = this.dirtyNext[slot];
     if (prev === NONE) this.dirtyHead = next;

@@ -1,0 +1,511 @@
+// The running swarm: every online device holds a session on the typed client; messages are
+// posted as a Poisson process over channels weighted by size; members who receive one read
+// it (ack) after a random delay. Latency is measured end to end in this one process, with
+// performance.now() on both sides:
+// - message: MESSAGE_CREATE sent -> each online member session's READ_STATE_UPDATE for that
+//   message received (the author's sessions included: their state changed too);
+// - ack: MESSAGE_ACK sent -> each of the user's sessions' update showing the new ack.
+//
+// Updates are matched to messages by message id. The author learns the id only from its
+// own answer, which may be read after another session's copy of the same update, so copies
+// that arrive first wait in `early` with their receive time until the id is known.
+
+import { monitorEventLoopDelay, PerformanceObserver, performance } from 'node:perf_hooks';
+import type { Histogram } from 'hdr-histogram-js';
+import { type Encoding, type GatewayClient, GatewayClosedError, GatewayError, type MessageCreate, type ReadState } from '../src/client/gateway-client.js';
+import { connectNode } from '../src/client/node-socket.js';
+import { type LatencySummary, newHistogram, recordMs, type SecondSample, summarize } from './latency.js';
+import { SeededRandom } from './random.js';
+import type { SwarmPlan } from './swarm-plan.js';
+
+export interface LoadShape {
+  /** Mean messages per second over the whole swarm (Poisson arrivals). */
+  messagesPerSecond: number;
+  /** A channel's share of messages grows as size^activityExponent (0: all equal, 1: per member). */
+  activityExponent: number;
+  /** Probability that a message mentions one random member of its channel. */
+  mentionProbability: number;
+  /** Probability that a message has mention_everyone. */
+  everyoneProbability: number;
+  /** Probability that a member who receives a message reads (acks) the channel. */
+  readProbability: number;
+  /** Mean delay before such a read, exponentially distributed. */
+  readDelayMs: number;
+  /** Load before measuring starts (JIT warm-up); not recorded. */
+  warmupSeconds: number;
+  /** Measured load. */
+  seconds: number;
+  /** After the load stops, how long late updates are still awaited. */
+  drainMs: number;
+  /** Hard cap on messages sent (a bound on the loop whatever the rate). */
+  maxMessages: number;
+  seed: number;
+}
+
+export interface SwarmReport {
+  sessions: number;
+  messagesSent: number;
+  acksSent: number;
+  /** Dispatches received during the measured seconds. */
+  eventsReceived: number;
+  /** Online member sessions that never got a measured message's update (within 10 s or the drain). */
+  missedUpdates: number;
+  /** Acks whose update did not reach one of the user's sessions in time. */
+  missedAcks: number;
+  errors: Record<string, number>;
+  /** Sessions the server closed during the run, by close code. */
+  closes: Record<string, number>;
+  latency: { message: LatencySummary; ack: LatencySummary; all: LatencySummary };
+  perSecond: SecondSample[];
+  /** Wall-clock time (epoch ms) when the measured seconds began: second t covers [at + (t-1) s, at + t s). */
+  measureStartedAt: number;
+  /** This process's own event-loop delay: large values mean the simulator, not the gateway, was slow. */
+  simulatorLoopDelay: { p99us: number; maxUs: number };
+}
+
+interface SimSession {
+  client: GatewayClient;
+  user: number;
+  /** Newest message id this session has seen per channel (index). */
+  lastSeen: Map<number, string>;
+  /** The ack this session is waiting to see, per channel (index). */
+  pendingAcks: Map<number, { ackId: string; sentAt: number }>;
+}
+
+interface InFlightMessage {
+  sentAt: number;
+  /** Sessions still to receive it. */
+  remaining: number;
+  /** Sent after the warm-up: its latencies count. */
+  measured: boolean;
+}
+
+/** Updates not seen within this long are counted as missed. */
+const UPDATE_DEADLINE_MS = 10_000;
+const READY_TIMEOUT_MS = 30_000;
+
+/** Opens every planned device session, `concurrency` at a time, and waits for each READY. */
+export async function connectSwarm(
+  gatewayUrl: string,
+  encoding: Encoding,
+  plan: SwarmPlan,
+  tokens: readonly string[],
+  concurrency: number,
+  onProgress?: (done: number, total: number) => void,
+): Promise<SimSession[]> {
+  const wanted: number[] = [];
+  plan.devices.forEach((count, user) => {
+    for (let d = 0; d < count; d++) wanted.push(user);
+  });
+  const sessions: SimSession[] = [];
+  let next = 0;
+  const worker = async (): Promise<void> => {
+    while (next < wanted.length) {
+      const user = wanted[next++];
+      const client = await connectNode(gatewayUrl, { encoding });
+      let timer: NodeJS.Timeout | undefined;
+      const timeout = new Promise<never>((_, reject) => {
+        timer = setTimeout(() => reject(new Error(`no READY for user ${plan.userIds[user]} within ${READY_TIMEOUT_MS} ms`)), READY_TIMEOUT_MS);
+      });
+      try {
+        await Promise.race([client.identify(tokens[user]), timeout]);
+      } finally {
+        clearTimeout(timer);
+      }
+      sessions.push({ client, user, lastSeen: new Map(), pendingAcks: new Map() });
+      onProgress?.(sessions.length, wanted.length);
+    }
+  };
+  await Promise.all(Array.from({ length: Math.max(1, Math.min(concurrency, wanted.length)) }, worker));
+  return sessions;
+}
+
+/** Due reads, earliest first: a binary heap over parallel arrays (key = user * channels + channel). */
+class ReadQueue {
+  private readonly due: number[] = [];
+  private readonly keys: number[] = [];
+
+  get size(): number {
+    return this.due.length;
+  }
+
+  peekDue(): number {
+    return this.due[0];
+  }
+
+  push(due: number, key: number): void {
+    let i = this.due.length;
+    this.due.push(due);
+    this.keys.push(key);
+    while (i > 0) {
+      const parent = (i - 1) >> 1;
+      if (this.due[parent] <= due) break;
+      this.swap(i, parent);
+      i = parent;
+    }
+  }
+
+  /** Removes the earliest read and returns its key. */
+  pop(): number {
+    const key = this.keys[0];
+    const lastDue = this.due.pop()!;
+    const lastKey = this.keys.pop()!;
+    if (this.due.length > 0) {
+      this.due[0] = lastDue;
+      this.keys[0] = lastKey;
+      let i = 0;
+      for (;;) {
+        const left = 2 * i + 1;
+        const right = left + 1;
+        let smallest = i;
+        if (left < this.due.length && this.due[left] < this.due[smallest]) smallest = left;
+        if (right < this.due.length && this.due[right] < this.due[smallest]) smallest = right;
+        if (smallest === i) break;
+        this.swap(i, smallest);
+        i = smallest;
+      }
+    }
+    return key;
+  }
+
+  private swap(i: number, j: number): void {
+    [this.due[i], this.due[j]] = [this.due[j], this.due[i]];
+    [this.keys[i], this.keys[j]] = [this.keys[j], this.keys[i]];
+  }
+}
+
+export class Swarm {
+  private readonly random: SeededRandom;
+  private readonly channelIndex = new Map<string, number>();
+  private readonly sessionsOfUser: SimSession[][];
+  /** Online member sessions per channel: how many updates one message produces. */
+  private readonly sessionsPerChannel: number[];
+  /** Channel members that have a session (possible authors), per channel. */
+  private readonly onlineMembers: number[][];
+  /** Cumulative message weights over channels with an online member, for sampling. */
+  private readonly channelCumulative: number[] = [];
+  private readonly weightedChannels: number[] = [];
+
+  private readonly inFlight = new Map<string, InFlightMessage>();
+  private readonly early = new Map<string, number[]>();
+  /** (user, channel) keys with a read scheduled or its ack unanswered: one at a time each. */
+  private readonly readsPending = new Set<number>();
+  private readonly reads = new ReadQueue();
+
+  private readonly messageHistogram = newHistogram();
+  private readonly ackHistogram = newHistogram();
+  private readonly allHistogram = newHistogram();
+  private readonly secondHistogram = newHistogram();
+  private readonly perSecond: SecondSample[] = [];
+  private readonly errors: Record<string, number> = {};
+  private readonly closes: Record<string, number> = {};
+
+  /** This process's longest GC pause and event-loop delay in the current second. */
+  private secondGcMaxMs = 0;
+  private readonly secondLoopDelay = monitorEventLoopDelay({ resolution: 1 });
+  private recording = false;
+  private closing = false;
+  private messagesSent = 0;
+  private acksSent = 0;
+  private eventsReceived = 0;
+  private eventsThisSecond = 0;
+  private missedUpdates = 0;
+  private missedAcks = 0;
+  private openSessions: number;
+
+  constructor(
+    private readonly plan: SwarmPlan,
+    private readonly sessions: SimSession[],
+    private readonly load: LoadShape,
+    private readonly onSecond?: (sample: SecondSample, openSessions: number, warmingUp: boolean) => void,
+  ) {
+    this.random = new SeededRandom(load.seed ^ 0x5bd1e995);
+    plan.channelIds.forEach((id, c) => this.channelIndex.set(id, c));
+    this.sessionsOfUser = plan.userIds.map(() => []);
+    for (const session of sessions) this.sessionsOfUser[session.user].push(session);
+    this.sessionsPerChannel = plan.members.map((users) => users.reduce((sum, u) => sum + this.sessionsOfUser[u].length, 0));
+    this.onlineMembers = plan.members.map((users) => users.filter((u) => this.sessionsOfUser[u].length > 0));
+    let total = 0;
+    plan.members.forEach((users, c) => {
+      if (this.onlineMembers[c].length === 0) return;
+      total += users.length ** load.activityExponent;
+      this.channelCumulative.push(total);
+      this.weightedChannels.push(c);
+    });
+    this.openSessions = sessions.length;
+    for (const session of sessions) {
+      session.client.onDispatch((event, d) => this.dispatched(session, event, d));
+      void session.client.closed.then(({ code }) => {
+        this.openSessions--;
+        if (!this.closing) this.closes[code] = (this.closes[code] ?? 0) + 1;
+      });
+    }
+  }
+
+  /** Runs warm-up, measured load and drain; resolves with the report. Sessions are closed at the end. */
+  async run(): Promise<SwarmReport> {
+    if (this.weightedChannels.length === 0) throw new Error('no channel has an online member: nothing to send');
+    const loopDelay = monitorEventLoopDelay({ resolution: 1 });
+    const gcObserver = new PerformanceObserver((list) => {
+      for (const entry of list.getEntries()) this.secondGcMaxMs = Math.max(this.secondGcMaxMs, entry.duration);
+    });
+    gcObserver.observe({ entryTypes: ['gc'] });
+    this.secondLoopDelay.enable();
+    const started = performance.now();
+    const measureFrom = started + this.load.warmupSeconds * 1000;
+    const loadUntil = measureFrom + this.load.seconds * 1000;
+    const meanGapMs = 1000 / this.load.messagesPerSecond;
+    let nextMessageAt = started + this.random.exponential(meanGapMs);
+    let nextSecondAt = started + 1000;
+    let second = 0;
+    let measureStartedAt = 0;
+
+    await new Promise<void>((resolve) => {
+      // A 1 ms tick: sends every arrival that has fallen due (Poisson times, at most ~1 ms late;
+      // latency is timed from the actual send) and every read whose delay has passed.
+      const tick = setInterval(() => {
+        const now = performance.now();
+        if (!this.recording && now >= measureFrom) {
+          this.recording = true;
+          measureStartedAt = Date.now();
+          loopDelay.enable();
+          nextSecondAt = now + 1000;
+          this.secondHistogram.reset();
+          this.eventsThisSecond = 0;
+        }
+        const loading = now < loadUntil;
+        while (loading && nextMessageAt <= now && this.messagesSent < this.load.maxMessages) {
+          this.sendMessage();
+          nextMessageAt += this.random.exponential(meanGapMs);
+        }
+        while (loading && this.reads.size > 0 && this.reads.peekDue() <= now) this.sendAck(this.reads.pop());
+        // `while`: after a stall of this process, every second it missed still gets its sample.
+        while (now >= nextSecondAt) {
+          nextSecondAt += 1000;
+          this.sweep(now);
+          const sample = this.closeSecond(this.recording ? ++second : 0);
+          if (this.recording && second <= this.load.seconds) this.perSecond.push(sample);
+          this.onSecond?.(sample, this.openSessions, !this.recording);
+        }
+        if (!loading && (this.drained() || now >= loadUntil + this.load.drainMs)) {
+          clearInterval(tick);
+          resolve();
+        }
+      }, 1);
+    });
+
+    loopDelay.disable();
+    this.secondLoopDelay.disable();
+    gcObserver.disconnect();
+    // Whatever is still owed after the drain was not delivered in time.
+    for (const message of this.inFlight.values()) if (message.measured) this.missedUpdates += message.remaining;
+    for (const session of this.sessions) this.missedAcks += session.pendingAcks.size;
+    this.closing = true;
+    await Promise.all(this.sessions.map((s) => Promise.race([s.client.close(1000, 'simulation done'), sleep(2000)])));
+    return {
+      sessions: this.sessions.length,
+      messagesSent: this.messagesSent,
+      acksSent: this.acksSent,
+      eventsReceived: this.eventsReceived,
+      missedUpdates: this.missedUpdates,
+      missedAcks: this.missedAcks,
+      errors: this.errors,
+      closes: this.closes,
+      latency: { message: summarize(this.messageHistogram), ack: summarize(this.ackHistogram), all: summarize(this.allHistogram) },
+      perSecond: this.perSecond,
+      measureStartedAt,
+      simulatorLoopDelay: { p99us: Math.round(loopDelay.percentile(99) / 1000), maxUs: Math.round(loopDelay.max / 1000) },
+    };
+  }
+
+  /** Nothing owed any more: every sent message and ack has reached every session it should. */
+  private drained(): boolean {
+    return this.inFlight.size === 0 && this.early.size === 0 && this.sessions.every((s) => s.pendingAcks.size === 0);
+  }
+
+  private sendMessage(): void {
+    const c = this.pickChannel();
+    const authors = this.onlineMembers[c];
+    const author = authors[this.random.below(authors.length)];
+    const devices = this.sessionsOfUser[author];
+    const session = devices[this.random.below(devices.length)];
+    if (session.client.isClosed) return this.count('create:closed');
+    const members = this.plan.members[c];
+    // Fields are left out rather than set to undefined: MessagePack would encode undefined
+    // as an extension, which the protocol refuses.
+    const message: MessageCreate = { channel_id: this.plan.channelIds[c] };
+    if (this.random.chance(this.load.everyoneProbability)) message.mention_everyone = true;
+    else if (members.length > 1 && this.random.chance(this.load.mentionProbability)) message.mentions = [this.plan.userIds[members[this.random.below(members.length)]]];
+    const measured = this.recording;
+    this.messagesSent++;
+    const sentAt = performance.now();
+    session.client.createMessage(message).then(
+      (state) => this.messageIdKnown(state.last_message_id!, c, sentAt, measured),
+      (error: unknown) => this.failed('create', error),
+    );
+  }
+
+  private messageIdKnown(messageId: string, c: number, sentAt: number, measured: boolean): void {
+    const message: InFlightMessage = { sentAt, remaining: this.sessionsPerChannel[c], measured };
+    const arrivals = this.early.get(messageId);
+    if (arrivals !== undefined) {
+      this.early.delete(messageId);
+      for (const receivedAt of arrivals) this.messageReceived(message, receivedAt);
+    }
+    if (message.remaining > 0) this.inFlight.set(messageId, message);
+  }
+
+  private messageReceived(message: InFlightMessage, receivedAt: number): void {
+    message.remaining--;
+    if (!message.measured) return;
+    const ms = receivedAt - message.sentAt;
+    recordMs(this.messageHistogram, ms);
+    this.recordAny(ms);
+  }
+
+  /** Reads the channel for the user: acks the newest message its device has seen there. */
+  private sendAck(key: number): void {
+    const channels = this.plan.channelIds.length;
+    const user = Math.floor(key / channels);
+    const c = key - user * channels;
+    const devices = this.sessionsOfUser[user].filter((s) => !s.client.isClosed);
+    if (devices.length === 0) {
+      this.readsPending.delete(key);
+      return this.count('ack:closed');
+    }
+    const session = devices[this.random.below(devices.length)];
+    const ackId = session.lastSeen.get(c);
+    if (ackId === undefined) {
+      this.readsPending.delete(key);
+      return;
+    }
+    this.acksSent++;
+    const measured = this.recording;
+    const sentAt = performance.now();
+    if (measured) for (const device of devices) device.pendingAcks.set(c, { ackId, sentAt });
+    session.client.ack(this.plan.channelIds[c], ackId).then(
+      () => this.readsPending.delete(key),
+      (error: unknown) => {
+        this.readsPending.delete(key);
+        this.failed('ack', error);
+      },
+    );
+  }
+
+  private dispatched(session: SimSession, event: string, d: unknown): void {
+    // The client keeps every payload for tests; a long run must not.
+    session.client.received.length = 0;
+    const receivedAt = performance.now();
+    if (this.recording) {
+      this.eventsReceived++;
+      this.eventsThisSecond++;
+    }
+    if (event !== 'READ_STATE_UPDATE') return;
+    const state = d as ReadState;
+    const c = this.channelIndex.get(state.channel_id);
+    if (c === undefined) return;
+
+    const pendingAck = session.pendingAcks.get(c);
+    if (pendingAck !== undefined && state.last_acked_id === pendingAck.ackId) {
+      session.pendingAcks.delete(c);
+      const ms = receivedAt - pendingAck.sentAt;
+      recordMs(this.ackHistogram, ms);
+      this.recordAny(ms);
+      return;
+    }
+
+    const messageId = state.last_message_id;
+    if (messageId === null || session.lastSeen.get(c) === messageId) return;
+    session.lastSeen.set(c, messageId);
+    const message = this.inFlight.get(messageId);
+    if (message !== undefined) {
+      this.messageReceived(message, receivedAt);
+      if (message.remaining <= 0) this.inFlight.delete(messageId);
+    } else {
+      const arrivals = this.early.get(messageId);
+      if (arrivals === undefined) this.early.set(messageId, [receivedAt]);
+      else arrivals.push(receivedAt);
+    }
+
+    // A member with something unread may read it (once per channel until that ack is answered).
+    if (state.unread_count > 0 && this.random.chance(this.load.readProbability)) {
+      const key = session.user * this.plan.channelIds.length + c;
+      if (!this.readsPending.has(key)) {
+        this.readsPending.add(key);
+        this.reads.push(receivedAt + this.random.exponential(this.load.readDelayMs), key);
+      }
+    }
+  }
+
+  private recordAny(ms: number): void {
+    recordMs(this.allHistogram, ms);
+    recordMs(this.secondHistogram, ms);
+  }
+
+  private closeSecond(t: number): SecondSample {
+    const h: Histogram = this.secondHistogram;
+    const sample: SecondSample = {
+      t,
+      events: this.eventsThisSecond,
+      count: h.totalCount,
+      p50us: h.totalCount === 0 ? 0 : h.getValueAtPercentile(50),
+      p99us: h.totalCount === 0 ? 0 : h.getValueAtPercentile(99),
+      maxUs: h.totalCount === 0 ? 0 : h.maxValue,
+      simulatorGcMaxMs: Math.round(this.secondGcMaxMs * 100) / 100,
+      simulatorLoopDelayMaxMs: Math.round(this.secondLoopDelay.max / 1e4) / 100,
+    };
+    h.reset();
+    this.secondGcMaxMs = 0;
+    this.secondLoopDelay.reset();
+    this.eventsThisSecond = 0;
+    return sample;
+  }
+
+  /** Gives up on updates older than the deadline. */
+  private sweep(now: number): void {
+    for (const [id, message] of this.inFlight) {
+      if (now - message.sentAt < UPDATE_DEADLINE_MS) continue;
+      if (message.measured) this.missedUpdates += message.remaining;
+      this.inFlight.delete(id);
+    }
+    for (const [id, arrivals] of this.early) {
+      if (now - arrivals[0] < UPDATE_DEADLINE_MS) continue;
+      this.count('update:unmatched', arrivals.length);
+      this.early.delete(id);
+    }
+    for (const session of this.sessions) {
+      for (const [c, pending] of session.pendingAcks) {
+        if (now - pending.sentAt < UPDATE_DEADLINE_MS) continue;
+        this.missedAcks++;
+        session.pendingAcks.delete(c);
+      }
+    }
+  }
+
+  private pickChannel(): number {
+    const cumulative = this.channelCumulative;
+    const target = this.random.next() * cumulative[cumulative.length - 1];
+    let lo = 0;
+    let hi = cumulative.length - 1;
+    while (lo < hi) {
+      const mid = (lo + hi) >> 1;
+      if (cumulative[mid] > target) hi = mid;
+      else lo = mid + 1;
+    }
+    return this.weightedChannels[lo];
+  }
+
+  private failed(request: 'create' | 'ack', error: unknown): void {
+    if (error instanceof GatewayError) this.count(`${request}:${error.code}`);
+    else if (error instanceof GatewayClosedError) this.count(`${request}:closed`);
+    else this.count(`${request}:${error instanceof Error ? error.message : String(error)}`);
+  }
+
+  private count(what: string, n = 1): void {
+    this.errors[what] = (this.errors[what] ?? 0) + n;
+  }
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms).unref());
+}

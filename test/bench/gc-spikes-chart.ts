@@ -1,0 +1,73 @@
+// Draws the per-second p99 and max latency of each table side by side (the way Discord's
+// blog put Go next to Rust), with the gateway's longest GC pause of each second beneath,
+// using vega-lite compiled to vega and rendered to SVG headlessly.
+
+import * as vega from 'vega';
+import { compile, type TopLevelSpec } from 'vega-lite';
+import type { SecondSample } from '../../client-sim/latency.js';
+
+/** What the gateway itself saw in one of the simulator's seconds. */
+export interface GatewaySecond {
+  t: number;
+  gcMaxMs: number;
+  /** Kind of that longest pause (perf_hooks.constants.NODE_PERFORMANCE_GC_*: 1 minor, 4 major). */
+  gcMaxKind: number;
+  gcMs: number;
+  loopDelayMaxMs: number;
+}
+
+export interface ChartRun {
+  label: string;
+  medianP99us: number;
+  series: readonly SecondSample[];
+  gateway: readonly GatewaySecond[];
+}
+
+const LINES = ['max', 'p99', 'longest GC pause in the gateway'];
+const COLORS = ['#e8a33d', '#5a4fcf', '#2e9e6a'];
+/** The dashed line: a second whose p99 is above it counts as a spike. */
+const SPIKE_LINE = 'spike';
+
+export async function renderSpikeChart(runs: readonly ChartRun[], title: string, subtitle: string): Promise<string> {
+  const values: { run: string; t: number; line: string; ms: number }[] = [];
+  for (const run of runs) {
+    for (const sample of run.series) {
+      if (sample.count === 0) continue;
+      values.push({ run: run.label, t: sample.t, line: LINES[0], ms: sample.maxUs / 1000 });
+      values.push({ run: run.label, t: sample.t, line: LINES[1], ms: sample.p99us / 1000 });
+      values.push({ run: run.label, t: sample.t, line: SPIKE_LINE, ms: (3 * run.medianP99us) / 1000 });
+    }
+    for (const second of run.gateway) values.push({ run: run.label, t: second.t, line: LINES[2], ms: second.gcMaxMs });
+  }
+  const spec: TopLevelSpec = {
+    $schema: 'https://vega.github.io/schema/vega-lite/v6.json',
+    title: { text: title, subtitle, anchor: 'start' },
+    data: { values },
+    facet: { column: { field: 'run', type: 'nominal', title: null, sort: runs.map((r) => r.label), header: { labelFontSize: 14, labelFontWeight: 'bold' } } },
+    spec: {
+      width: 520,
+      height: 300,
+      encoding: {
+        x: { field: 't', type: 'quantitative', title: 'seconds of measured load' },
+        y: { field: 'ms', type: 'quantitative', title: 'milliseconds' },
+      },
+      layer: [
+        {
+          transform: [{ filter: `datum.line !== '${SPIKE_LINE}'` }],
+          mark: { type: 'line', strokeWidth: 1.2, interpolate: 'step-after' },
+          encoding: {
+            color: { field: 'line', type: 'nominal', title: null, sort: LINES, scale: { domain: LINES, range: COLORS }, legend: { orient: 'top' } },
+          },
+        },
+        {
+          transform: [{ filter: `datum.line === '${SPIKE_LINE}'` }],
+          mark: { type: 'line', strokeWidth: 1, strokeDash: [4, 3], color: '#7f868c' },
+        },
+      ],
+    },
+    resolve: { scale: { y: 'shared' } },
+    config: { font: 'sans-serif', view: { stroke: '#ccc' } },
+  };
+  const view = new vega.View(vega.parse(compile(spec).spec), { renderer: 'none' });
+  return view.toSVG();
+}

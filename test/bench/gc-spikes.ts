@@ -1,0 +1,365 @@
+// `npm run bench:gc-spikes -- --preload N --seconds S --json`
+//
+// Two gateway processes that differ only in the read-state table (the engine's typed-array
+// slab, and an lru-cache table of objects: lru-cache-read-state-table.ts), each preloaded
+// with N read states, run one after the other under the same client-sim load for S
+// measured seconds. The simulator measures end-to-end latency (message sent -> each online
+// member's update; ack sent -> update) and keeps a p99 and a max per second; each gateway
+// reports its own GC pauses and event-loop delay every second.
+//
+// Prints one JSON line per table:
+//   {impl, preload, seconds, medianP99us, maxP99us, maxUs, spikeSeconds, rssMB, ...}
+// spikeSeconds counts the seconds whose p99 exceeds 3 x the run's median per-second p99.
+// Writes the series and the conditions to <out>/gc-spikes-<N>.json and the chart of both
+// runs to <out>/gc-spikes-<N>.svg (default out: test/bench/results). `--chart-from FILE`
+// redraws the chart of an earlier results file.
+//
+// Needs the Cassandra node (npm run cassandra:start) and a build (the npm script builds).
+// On a shared machine, `--nice=-10` (as root) runs the gateway and the simulator ahead of
+// other jobs; both tables get the same treatment.
+
+import { type ChildProcess, type SpawnOptions, spawn } from 'node:child_process';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { cpus, loadavg, totalmem } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
+import { createInterface } from 'node:readline';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+import { type SecondSample, spikeStats } from '../../client-sim/latency.js';
+import { type GatewaySecond, renderSpikeChart } from './gc-spikes-chart.js';
+import { TABLE_IMPLS, type TableImpl } from './lru-cache-read-state-table.js';
+
+const HERE = dirname(fileURLToPath(import.meta.url));
+/** dist/test/bench -> repository root. */
+const ROOT = resolve(HERE, '../../..');
+const SPIKE_FACTOR = 3;
+/** Read states the swarm itself adds, and room above them: neither run may evict. */
+const CAPACITY_HEADROOM = 1_000_000;
+
+/** The parts of client-sim's JSON summary used here. */
+interface SimSummary {
+  messagesSent: number;
+  missedUpdates: number;
+  errors: Record<string, number>;
+  closes: Record<string, number>;
+  latency: { all: { count: number; p50us: number; p99us: number; p999us: number; maxUs: number } };
+  perSecond: SecondSample[];
+  measureStartedAt: number;
+  simulatorLoopDelay: { p99us: number; maxUs: number };
+}
+
+/** What the bench gateway prints every second (gc-spikes-gateway.ts). */
+interface GatewayReport {
+  at: number;
+  loopDelayMaxMs: number;
+  /** [started at (epoch ms), length (ms), kind (perf_hooks.constants.NODE_PERFORMANCE_GC_*)] */
+  gcPauses: [number, number, number][];
+}
+
+interface RunResult {
+  impl: TableImpl;
+  preload: number;
+  seconds: number;
+  medianP99us: number;
+  maxP99us: number;
+  maxUs: number;
+  spikeSeconds: number;
+  rssMB: number;
+  p50us: number;
+  p999us: number;
+  /** Longest GC pause in the gateway during the measured seconds, and all its GC time. */
+  gcMaxMs: number;
+  gcTotalMs: number;
+  gatewayLoopDelayMaxMs: number;
+  heapUsedMBAfterPreload: number;
+  preloadMs: number;
+  messagesPerSecond: number;
+  updatesPerSecond: number;
+  missedUpdates: number;
+  simulatorLoopDelayMaxUs: number;
+}
+
+interface Run {
+  result: RunResult;
+  series: SecondSample[];
+  gateway: GatewaySecond[];
+}
+
+interface Conditions {
+  date: string;
+  node: string;
+  cpus: number;
+  memoryGiB: number;
+  loadAverageAtStart: number[];
+  loadAverageAtEnd: number[];
+  nice: number;
+  preloadChannelSize: number;
+  sim: { rate: number; users: number; channels: number; maxChannelSize: number; encoding: string; warmupSeconds: number; seed: number };
+}
+
+interface ResultsFile {
+  conditions: Conditions;
+  runs: Run[];
+}
+
+const { values: args } = parseArgs({
+  options: {
+    preload: { type: 'string', default: '1000000' },
+    seconds: { type: 'string', default: '60' },
+    json: { type: 'boolean', default: false },
+    impls: { type: 'string', default: TABLE_IMPLS.join(',') },
+    keyspace: { type: 'string', default: 'bench_gc' },
+    out: { type: 'string', default: join(ROOT, 'test/bench/results') },
+    // Longer than the gateway's default flush delay (30 s): the first write-behind flush, with
+    // its cold code paths, falls in the warm-up like every other first time.
+    'warmup-seconds': { type: 'string', default: '45' },
+    rate: { type: 'string', default: '200' },
+    users: { type: 'string', default: '2000' },
+    channels: { type: 'string', default: '300' },
+    'max-channel-size': { type: 'string', default: '60' },
+    encoding: { type: 'string', default: 'json' },
+    seed: { type: 'string', default: '7' },
+    /**
+     * Members per preloaded channel. Every channel is one object with four small typed arrays
+     * in the engine's ChannelTable, so this sets how many heap objects the preload adds
+     * beside the read states: 8M states in channels of 100 are 80,000 Channel objects.
+     */
+    'preload-channel-size': { type: 'string', default: '1000' },
+    nice: { type: 'string', default: '0' },
+    'chart-from': { type: 'string' },
+  },
+  strict: true,
+});
+
+/** Spawns node with `nodeArgs`, under `nice -n` when --nice is not 0 (nice execs node: the pid stays node's). */
+function spawnNode(nodeArgs: string[], options: SpawnOptions): ChildProcess {
+  const niceness = Number(args.nice);
+  return niceness === 0 ? spawn(process.execPath, nodeArgs, options) : spawn('nice', ['-n', String(niceness), process.execPath, ...nodeArgs], options);
+}
+
+function freePort(): Promise<number> {
+  return new Promise((resolvePort, reject) => {
+    const server = createServer();
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const address = server.address();
+      const port = typeof address === 'object' && address !== null ? address.port : 0;
+      server.close(() => resolvePort(port));
+    });
+  });
+}
+
+/** Resident set size of a process, from /proc (Linux), in MiB; 0 once it is gone. */
+function rssOf(pid: number): number {
+  try {
+    const match = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+    return match === null ? 0 : Math.round(Number(match[1]) / 1024);
+  } catch {
+    return 0;
+  }
+}
+
+interface BenchGateway {
+  child: ChildProcess;
+  port: number;
+  ready: { preloadMs: number; heapUsedMB: number; rssMB: number };
+  reports: GatewayReport[];
+}
+
+async function startGateway(impl: TableImpl, preload: number): Promise<BenchGateway> {
+  const port = await freePort();
+  // The same heap limit for both tables, large enough for the object-heavy one.
+  const heapMB = Math.max(4096, Math.ceil((preload * 700) / 2 ** 20));
+  const child = spawnNode(['--expose-gc', `--max-old-space-size=${heapMB}`, join(HERE, 'gc-spikes-gateway.js'), '--table', impl, '--preload', String(preload), '--preload-channel-size', args['preload-channel-size']], {
+    stdio: ['ignore', 'pipe', 'inherit'],
+    env: {
+      ...process.env,
+      HOST: '127.0.0.1',
+      PORT: String(port),
+      CASSANDRA_KEYSPACE: args.keyspace,
+      READSTATE_CACHE_CAPACITY: String(preload + CAPACITY_HEADROOM),
+      // The simulator's sessions send far more than a person would; the limit is not under test.
+      GATEWAY_RATE_LIMIT: '1000000000',
+      LOG_LEVEL: 'warn',
+    },
+  });
+  const reports: GatewayReport[] = [];
+  const lines = createInterface({ input: child.stdout! });
+  const ready = await new Promise<BenchGateway['ready']>((resolveReady, reject) => {
+    child.once('exit', (code) => reject(new Error(`${impl} gateway exited with ${code} before it was ready`)));
+    lines.on('line', (line) => {
+      if (line.startsWith('{"benchSecond"')) reports.push((JSON.parse(line) as { benchSecond: GatewayReport }).benchSecond);
+      else if (line.startsWith('{"benchReady"')) resolveReady((JSON.parse(line) as { benchReady: BenchGateway['ready'] }).benchReady);
+      else process.stderr.write(`[${impl} gateway] ${line}\n`);
+    });
+  });
+  return { child, port, ready, reports };
+}
+
+function stopGateway(gateway: BenchGateway): Promise<void> {
+  return new Promise((resolveStop) => {
+    if (gateway.child.exitCode !== null) return resolveStop();
+    const killer = setTimeout(() => gateway.child.kill('SIGKILL'), 60_000);
+    gateway.child.once('exit', () => {
+      clearTimeout(killer);
+      resolveStop();
+    });
+    gateway.child.kill('SIGTERM');
+  });
+}
+
+function runSimulator(port: number, seconds: number): Promise<SimSummary> {
+  const flags = {
+    url: `ws://127.0.0.1:${port}/gateway`,
+    seconds: String(seconds),
+    'warmup-seconds': args['warmup-seconds'],
+    rate: args.rate,
+    users: args.users,
+    channels: args.channels,
+    'max-channel-size': args['max-channel-size'],
+    encoding: args.encoding,
+    seed: args.seed,
+  };
+  const argv = Object.entries(flags).flatMap(([name, value]) => [`--${name}`, value]);
+  return new Promise((resolveSim, reject) => {
+    const child = spawnNode([join(ROOT, 'dist/client-sim/client-sim.js'), ...argv], { stdio: ['ignore', 'pipe', 'inherit'] });
+    let out = '';
+    child.stdout!.on('data', (chunk: Buffer) => (out += chunk.toString()));
+    child.once('exit', (code) => {
+      if (code !== 0) return reject(new Error(`client-sim exited with ${code}`));
+      resolveSim(JSON.parse(out.trim().split('\n').at(-1)!) as SimSummary);
+    });
+  });
+}
+
+/**
+ * The gateway's reports laid over the simulator's seconds: second t spans
+ * [measureStartedAt + (t-1) s, measureStartedAt + t s). A GC pause falls in the second it
+ * started in; a loop-delay maximum (over the second before its report) in the second that
+ * holds that second's middle.
+ */
+function gatewaySeconds(reports: readonly GatewayReport[], measureStartedAt: number, seconds: number): GatewaySecond[] {
+  const out: GatewaySecond[] = Array.from({ length: seconds }, (_, i) => ({ t: i + 1, gcMaxMs: 0, gcMaxKind: 0, gcMs: 0, loopDelayMaxMs: 0 }));
+  const secondOf = (epochMs: number) => Math.floor((epochMs - measureStartedAt) / 1000);
+  for (const report of reports) {
+    const i = secondOf(report.at - 500);
+    if (i >= 0 && i < seconds) out[i].loopDelayMaxMs = Math.max(out[i].loopDelayMaxMs, report.loopDelayMaxMs);
+    for (const [startedAt, ms, kind] of report.gcPauses) {
+      const j = secondOf(startedAt);
+      if (j < 0 || j >= seconds) continue;
+      if (ms > out[j].gcMaxMs) {
+        out[j].gcMaxMs = ms;
+        out[j].gcMaxKind = kind;
+      }
+      out[j].gcMs = Math.round((out[j].gcMs + ms) * 100) / 100;
+    }
+  }
+  return out;
+}
+
+async function runOne(impl: TableImpl, preload: number, seconds: number): Promise<Run> {
+  process.stderr.write(`${impl}: starting a gateway with ${preload} preloaded read states\n`);
+  const gateway = await startGateway(impl, preload);
+  process.stderr.write(`${impl}: ready on port ${gateway.port} (preload ${gateway.ready.preloadMs} ms, heap ${gateway.ready.heapUsedMB} MiB, rss ${gateway.ready.rssMB} MiB)\n`);
+  let peakRss = rssOf(gateway.child.pid!);
+  const sampler = setInterval(() => (peakRss = Math.max(peakRss, rssOf(gateway.child.pid!))), 1000);
+  try {
+    const sim = await runSimulator(gateway.port, seconds);
+    const perGatewaySecond = gatewaySeconds(gateway.reports, sim.measureStartedAt, seconds);
+    const result: RunResult = {
+      impl,
+      preload,
+      seconds,
+      ...spikeStats(sim.perSecond, SPIKE_FACTOR),
+      rssMB: peakRss,
+      p50us: sim.latency.all.p50us,
+      p999us: sim.latency.all.p999us,
+      gcMaxMs: Math.max(0, ...perGatewaySecond.map((s) => s.gcMaxMs)),
+      gcTotalMs: Math.round(perGatewaySecond.reduce((sum, s) => sum + s.gcMs, 0)),
+      gatewayLoopDelayMaxMs: Math.max(0, ...perGatewaySecond.map((s) => s.loopDelayMaxMs)),
+      heapUsedMBAfterPreload: gateway.ready.heapUsedMB,
+      preloadMs: gateway.ready.preloadMs,
+      messagesPerSecond: Math.round(sim.messagesSent / (seconds + Number(args['warmup-seconds']))),
+      updatesPerSecond: Math.round(sim.latency.all.count / seconds),
+      missedUpdates: sim.missedUpdates,
+      simulatorLoopDelayMaxUs: sim.simulatorLoopDelay.maxUs,
+    };
+    return { result, series: sim.perSecond, gateway: perGatewaySecond };
+  } finally {
+    clearInterval(sampler);
+    await stopGateway(gateway);
+  }
+}
+
+async function writeChart(results: ResultsFile, path: string): Promise<void> {
+  const { sim } = results.conditions;
+  const preload = results.runs[0]?.result.preload ?? 0;
+  const svg = await renderSpikeChart(
+    results.runs.map(({ result, series, gateway }) => ({
+      label: `${result.impl}: ${result.spikeSeconds} spike seconds, peak RSS ${result.rssMB} MiB`,
+      medianP99us: result.medianP99us,
+      series,
+      gateway,
+    })),
+    `Per-second end-to-end latency with ${preload.toLocaleString('en-US')} read states in the table`,
+    `same client-sim load on each (${sim.rate} messages/s, ${sim.users} users, ${sim.channels} channels); dashed: 3 × the run's median p99, a second above it is a spike`,
+  );
+  writeFileSync(path, svg);
+}
+
+async function main(): Promise<void> {
+  const from = args['chart-from'];
+  if (from !== undefined) {
+    await writeChart(JSON.parse(readFileSync(from, 'utf8')) as ResultsFile, `${from.replace(/\.json$/, '')}.svg`);
+    return;
+  }
+  const preload = Number(args.preload);
+  const seconds = Number(args.seconds);
+  const impls = args.impls.split(',') as TableImpl[];
+  if (!Number.isSafeInteger(preload) || preload < 0 || !Number.isSafeInteger(seconds) || seconds < 1) throw new Error('--preload and --seconds must be integers');
+  if (impls.some((impl) => !TABLE_IMPLS.includes(impl))) throw new Error(`--impls takes ${TABLE_IMPLS.join(',')}`);
+
+  const loadAverage = () => loadavg().map((x) => Number(x.toFixed(2)));
+  const startedWith = {
+    date: new Date().toISOString(),
+    node: process.version,
+    cpus: cpus().length,
+    memoryGiB: Math.round(totalmem() / 2 ** 30),
+    loadAverageAtStart: loadAverage(),
+    nice: Number(args.nice),
+    preloadChannelSize: Number(args['preload-channel-size']),
+    sim: {
+      rate: Number(args.rate),
+      users: Number(args.users),
+      channels: Number(args.channels),
+      maxChannelSize: Number(args['max-channel-size']),
+      encoding: args.encoding,
+      warmupSeconds: Number(args['warmup-seconds']),
+      seed: Number(args.seed),
+    },
+  };
+  const runs: Run[] = [];
+  for (const impl of impls) {
+    const run = await runOne(impl, preload, seconds);
+    runs.push(run);
+    const r = run.result;
+    process.stdout.write(
+      args.json
+        ? `${JSON.stringify(r)}\n`
+        : `${impl}: median p99 ${r.medianP99us} µs, max p99 ${r.maxP99us} µs, max ${r.maxUs} µs, ${r.spikeSeconds} spike seconds, rss ${r.rssMB} MiB, longest GC pause ${r.gcMaxMs} ms\n`,
+    );
+  }
+
+  mkdirSync(args.out, { recursive: true });
+  const base = join(args.out, `gc-spikes-${preload}`);
+  const results: ResultsFile = { conditions: { ...startedWith, loadAverageAtEnd: loadAverage() }, runs };
+  writeFileSync(`${base}.json`, `${JSON.stringify(results)}\n`);
+  await writeChart(results, `${base}.svg`);
+  process.stderr.write(`wrote ${base}.json and ${base}.svg\n`);
+}
+
+main().catch((error: unknown) => {
+  process.stderr.write(`gc-spikes: ${error instanceof Error ? error.message : String(error)}\n`);
+  process.exit(1);
+});
