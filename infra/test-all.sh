@@ -19,8 +19,11 @@ fail_setup() {
   exit 1
 }
 
+# `npm install`, not `npm ci`: npm 11's ci rejects this lock file over msgpackr-extract's
+# optional per-platform packages (present for other platforms, absent here) although
+# install resolves the same versions from it.
 if [[ ! -d node_modules || package-lock.json -nt node_modules/.package-lock.json ]]; then
-  npm ci --no-audit --no-fund || fail_setup "npm ci"
+  npm install --no-audit --no-fund --loglevel=warn || fail_setup "npm install"
 fi
 npm run --silent build || fail_setup "tsc build"
 bash infra/cassandra/start.sh || fail_setup "Cassandra node"
