@@ -18,6 +18,7 @@ import { PerformanceObserver, performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
 import { LRUCache } from 'lru-cache';
 import { type DirtyEvictionSink, type FlushSink, ReadStateTable } from '../../src/engine/read-state-table.js';
+import { Xorshift, zipfIndex } from './zipf.js';
 
 const IMPLS = ['engine', 'lru-cache', 'map'] as const;
 type Impl = (typeof IMPLS)[number];
@@ -65,25 +66,7 @@ const channelLo = (k: number) => k % 16;
 // The object-holding impls key by the ids' decimal strings, as they arrive on the wire (19 digits).
 const keyString = (k: number) => `1152921${String(Math.floor(k / 16)).padStart(12, '0')}:2305843${String(k % 16).padStart(12, '0')}`;
 
-class Xorshift {
-  constructor(private state: number) {}
-  next(): number {
-    let x = this.state;
-    x ^= x << 13;
-    x ^= x >>> 17;
-    x ^= x << 5;
-    this.state = x >>> 0;
-    return this.state / 4294967296;
-  }
-}
 
-/** Zipf-like ranks over [0, n) by inverting the continuous CDF, scattered over keys by a bijection. */
-function zipfKey(random: Xorshift, n: number): number {
-  const a = 1 - ZIPF_S;
-  const rank = Math.floor(((n ** a - 1) * random.next() + 1) ** (1 / a)) - 1;
-  // Popular ranks spread over the whole key space, not clustered at low key numbers.
-  return (Math.min(rank, n - 1) * 2654435761) % n;
-}
 
 // ---- The impls -----------------------------------------------------------------------------
 
@@ -127,6 +110,18 @@ interface StateObject {
   dirtySince: number;
 }
 
+/** The object impls' flush: a Map in first-change order, taken from the front while due. */
+function takeDueFromDirtyMap(dirty: Map<string, StateObject>, nowUs: number): number {
+  let taken = 0;
+  for (const [key, state] of dirty) {
+    if (nowUs - state.dirtySince < FLUSH_DELAY_US) break;
+    state.dirtySince = -1;
+    dirty.delete(key);
+    taken++;
+  }
+  return taken;
+}
+
 class LruCacheTable implements Table {
   private readonly dirty = new Map<string, StateObject>();
   private readonly cache: LRUCache<string, StateObject>;
@@ -163,12 +158,7 @@ class LruCacheTable implements Table {
     }
   }
   takeDue(nowUs: number): void {
-    for (const [key, state] of this.dirty) {
-      if (nowUs - state.dirtySince < FLUSH_DELAY_US) break;
-      state.dirtySince = -1;
-      this.dirty.delete(key);
-      this.flushed++;
-    }
+    this.flushed += takeDueFromDirtyMap(this.dirty, nowUs);
   }
 }
 
@@ -202,12 +192,7 @@ class MapTable implements Table {
     }
   }
   takeDue(nowUs: number): void {
-    for (const [key, state] of this.dirty) {
-      if (nowUs - state.dirtySince < FLUSH_DELAY_US) break;
-      state.dirtySince = -1;
-      this.dirty.delete(key);
-      this.flushed++;
-    }
+    this.flushed += takeDueFromDirtyMap(this.dirty, nowUs);
   }
   private insert(key: string): LinkedState {
     if (this.map.size >= this.capacity && this.tail !== null) {
@@ -284,7 +269,7 @@ async function runChild(impl: Impl, capacity: number, ops: number): Promise<Resu
   // The key stream and the histogram exist before the baseline: only the table counts.
   const random = new Xorshift(0x9e3779b9);
   const keys = new Float64Array(ops);
-  for (let i = 0; i < ops; i++) keys[i] = zipfKey(random, capacity * 2);
+  for (let i = 0; i < ops; i++) keys[i] = zipfIndex(random, capacity * 2, ZIPF_S);
   const histogram = new Histogram();
   const baseline = rssNow();
 

@@ -36,6 +36,7 @@ import { PersistentReadStates } from '../../src/store/persistent-read-states.js'
 import type { ChannelRecord, ReadStateRecord, ReadStateStore } from '../../src/store/records.js';
 import { dropKeyspace } from '../support/cassandra-nodes.js';
 import { CountingReadStateStore } from '../support/counting-store.js';
+import { Xorshift, zipfIndex } from './zipf.js';
 
 interface Options {
   rate: number;
@@ -76,25 +77,7 @@ function parseOptions(argv: string[]): Options {
   return options;
 }
 
-/** Deterministic [0, 1) numbers, so runs are comparable. */
-class Xorshift {
-  constructor(private state: number) {}
-  next(): number {
-    let x = this.state;
-    x ^= x << 13;
-    x ^= x >>> 17;
-    x ^= x << 5;
-    this.state = x >>> 0;
-    return this.state / 4294967296;
-  }
-}
 
-/** Rank in [0, n) by inverting the continuous Zipf CDF, scattered over [0, n) so popular ranks are not neighbours. */
-function zipfIndex(random: Xorshift, n: number, s: number): number {
-  const a = 1 - s;
-  const rank = Math.min(n - 1, Math.floor(((n ** a - 1) * random.next() + 1) ** (1 / a)) - 1);
-  return (rank * 2654435761) % n;
-}
 
 /** Users, channels and who is a member of what; ids above 2^63 like production snowflakes may be. */
 class Layout {
