@@ -25,6 +25,7 @@ export interface ChartRun {
 
 const LINES = ['max', 'p99', 'longest GC pause in the gateway'];
 const COLORS = ['#e8a33d', '#5a4fcf', '#2e9e6a'];
+const COLOR = { field: 'line', type: 'nominal', title: null, sort: LINES, scale: { domain: LINES, range: COLORS }, legend: { orient: 'top', labelLimit: 400 } } as const;
 /** The dashed line: a second whose p99 is above it counts as a spike. */
 const SPIKE_LINE = 'spike';
 
@@ -49,15 +50,27 @@ export async function renderSpikeChart(runs: readonly ChartRun[], title: string,
       height: 300,
       encoding: {
         x: { field: 't', type: 'quantitative', title: 'seconds of measured load' },
-        y: { field: 'ms', type: 'quantitative', title: 'milliseconds' },
+        // Symmetric log: the engine's few milliseconds and the seconds-long full collections
+        // stay readable on one axis (and a second without any GC pause sits at 0).
+        y: {
+          field: 'ms',
+          type: 'quantitative',
+          title: 'milliseconds (symmetric log scale)',
+          scale: { type: 'symlog', constant: 1 },
+          axis: { values: [0, 1, 3, 10, 30, 100, 300, 1000, 3000, 10000] },
+        },
       },
       layer: [
         {
-          transform: [{ filter: `datum.line !== '${SPIKE_LINE}'` }],
+          transform: [{ filter: `datum.line === '${LINES[0]}' || datum.line === '${LINES[1]}'` }],
           mark: { type: 'line', strokeWidth: 1.2, interpolate: 'step-after' },
-          encoding: {
-            color: { field: 'line', type: 'nominal', title: null, sort: LINES, scale: { domain: LINES, range: COLORS }, legend: { orient: 'top' } },
-          },
+          encoding: { color: COLOR },
+        },
+        {
+          // A dot per second that had a GC pause, at the length of its longest one.
+          transform: [{ filter: `datum.line === '${LINES[2]}' && datum.ms > 0` }],
+          mark: { type: 'point', filled: true, size: 14, opacity: 0.8 },
+          encoding: { color: COLOR },
         },
         {
           transform: [{ filter: `datum.line === '${SPIKE_LINE}'` }],

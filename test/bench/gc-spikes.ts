@@ -16,7 +16,7 @@
 //
 // Needs the Cassandra node (npm run cassandra:start) and a build (the npm script builds).
 // On a shared machine, `--nice=-10` (as root) runs the gateway and the simulator ahead of
-// other jobs; both tables get the same treatment.
+// other jobs, and `--pin` gives each its own core; both tables get the same treatment.
 
 import { type ChildProcess, type SpawnOptions, spawn } from 'node:child_process';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
@@ -34,6 +34,9 @@ const HERE = dirname(fileURLToPath(import.meta.url));
 /** dist/test/bench -> repository root. */
 const ROOT = resolve(HERE, '../../..');
 const SPIKE_FACTOR = 3;
+/** CPUs for --pin. */
+const GATEWAY_CPU = 1;
+const SIMULATOR_CPU = 0;
 /** Read states the swarm itself adds, and room above them: neither run may evict. */
 const CAPACITY_HEADROOM = 1_000_000;
 
@@ -95,6 +98,7 @@ interface Conditions {
   loadAverageAtEnd: number[];
   nice: number;
   preloadChannelSize: number;
+  pinned: boolean;
   sim: { rate: number; users: number; channels: number; maxChannelSize: number; encoding: string; warmupSeconds: number; seed: number };
 }
 
@@ -127,15 +131,22 @@ const { values: args } = parseArgs({
      */
     'preload-channel-size': { type: 'string', default: '1000' },
     nice: { type: 'string', default: '0' },
+    /** Pin the gateway to CPU 1 and the simulator to CPU 0 (taskset), so neither one's work, GC threads included, runs on the other's core. */
+    pin: { type: 'boolean', default: false },
     'chart-from': { type: 'string' },
   },
   strict: true,
 });
 
-/** Spawns node with `nodeArgs`, under `nice -n` when --nice is not 0 (nice execs node: the pid stays node's). */
-function spawnNode(nodeArgs: string[], options: SpawnOptions): ChildProcess {
-  const niceness = Number(args.nice);
-  return niceness === 0 ? spawn(process.execPath, nodeArgs, options) : spawn('nice', ['-n', String(niceness), process.execPath, ...nodeArgs], options);
+/**
+ * Spawns node with `nodeArgs`: under `nice -n` when --nice is not 0, and on `cpu` alone with
+ * --pin (nice and taskset exec their command: the pid stays node's).
+ */
+function spawnNode(nodeArgs: string[], cpu: number, options: SpawnOptions): ChildProcess {
+  const command = [process.execPath, ...nodeArgs];
+  if (Number(args.nice) !== 0) command.unshift('nice', '-n', args.nice);
+  if (args.pin) command.unshift('taskset', '-c', String(cpu));
+  return spawn(command[0], command.slice(1), options);
 }
 
 function freePort(): Promise<number> {
@@ -171,7 +182,7 @@ async function startGateway(impl: TableImpl, preload: number): Promise<BenchGate
   const port = await freePort();
   // The same heap limit for both tables, large enough for the object-heavy one.
   const heapMB = Math.max(4096, Math.ceil((preload * 700) / 2 ** 20));
-  const child = spawnNode(['--expose-gc', `--max-old-space-size=${heapMB}`, join(HERE, 'gc-spikes-gateway.js'), '--table', impl, '--preload', String(preload), '--preload-channel-size', args['preload-channel-size']], {
+  const child = spawnNode(['--expose-gc', `--max-old-space-size=${heapMB}`, join(HERE, 'gc-spikes-gateway.js'), '--table', impl, '--preload', String(preload), '--preload-channel-size', args['preload-channel-size']], GATEWAY_CPU, {
     stdio: ['ignore', 'pipe', 'inherit'],
     env: {
       ...process.env,
@@ -223,7 +234,7 @@ function runSimulator(port: number, seconds: number): Promise<SimSummary> {
   };
   const argv = Object.entries(flags).flatMap(([name, value]) => [`--${name}`, value]);
   return new Promise((resolveSim, reject) => {
-    const child = spawnNode([join(ROOT, 'dist/client-sim/client-sim.js'), ...argv], { stdio: ['ignore', 'pipe', 'inherit'] });
+    const child = spawnNode([join(ROOT, 'dist/client-sim/client-sim.js'), ...argv], SIMULATOR_CPU, { stdio: ['ignore', 'pipe', 'inherit'] });
     let out = '';
     child.stdout!.on('data', (chunk: Buffer) => (out += chunk.toString()));
     child.once('exit', (code) => {
@@ -329,6 +340,7 @@ async function main(): Promise<void> {
     loadAverageAtStart: loadAverage(),
     nice: Number(args.nice),
     preloadChannelSize: Number(args['preload-channel-size']),
+    pinned: args.pin,
     sim: {
       rate: Number(args.rate),
       users: Number(args.users),
