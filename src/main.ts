@@ -7,8 +7,7 @@ import { ConfigError, loadConfig } from './config.js';
 import { demoPageUrl, mountDemo } from './demo/demo-routes.js';
 import { seedDemo } from './demo/demo-seed.js';
 import { Gateway } from './gateway/app.js';
-import { CassandraReadStateStore } from './store/cassandra-store.js';
-import { PersistentReadStates } from './store/persistent-read-states.js';
+import { openReadStates } from './read-state-service.js';
 
 async function main(): Promise<void> {
   let config;
@@ -24,18 +23,7 @@ async function main(): Promise<void> {
     log.warn({ GATEWAY_JWT_SECRET: config.jwtSecret, GATEWAY_ADMIN_TOKEN: config.adminToken }, 'using development secrets (refused when NODE_ENV=production)');
   }
 
-  const store = await CassandraReadStateStore.connect({
-    contactPoints: config.cassandraContactPoints.map(({ host, port }) => (host.includes(':') ? `[${host}]:${port}` : `${host}:${port}`)),
-    keyspace: config.cassandraKeyspace,
-    log,
-  });
-  const readStates = new PersistentReadStates({
-    store,
-    capacity: config.cacheCapacity,
-    flushDelayMs: config.flushDelayMs,
-    workerId: config.workerId,
-    log,
-  });
+  const { store, readStates } = await openReadStates(config, log);
   readStates.start();
   // Development only (both are no-ops in production): seed before listening so no session misses a dispatch.
   await seedDemo({ config, readStates, log });

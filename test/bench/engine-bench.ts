@@ -110,6 +110,16 @@ interface StateObject {
   dirtySince: number;
 }
 
+/** The object impls' update: the same fields as the engine's, and a first change queues the entry. */
+function applyUpdate<S extends StateObject>(state: S, key: string, dirty: Map<string, S>, nowUs: number, ack: number): void {
+  state.ack = ack;
+  state.mentions++;
+  if (state.dirtySince < 0) {
+    state.dirtySince = nowUs;
+    dirty.set(key, state);
+  }
+}
+
 /** The object impls' flush: a Map in first-change order, taken from the front while due. */
 function takeDueFromDirtyMap(dirty: Map<string, StateObject>, nowUs: number): number {
   let taken = 0;
@@ -150,12 +160,7 @@ class LruCacheTable implements Table {
       state = { userId, channelId, ack: 0, mentions: 0, dirtySince: -1 };
       this.cache.set(key, state);
     }
-    state.ack = ack;
-    state.mentions++;
-    if (state.dirtySince < 0) {
-      state.dirtySince = nowUs;
-      this.dirty.set(key, state);
-    }
+    applyUpdate(state, key, this.dirty, nowUs, ack);
   }
   takeDue(nowUs: number): void {
     this.flushed += takeDueFromDirtyMap(this.dirty, nowUs);
@@ -184,12 +189,7 @@ class MapTable implements Table {
     let state = this.map.get(key);
     if (state === undefined) state = this.insert(key);
     else this.moveToHead(state);
-    state.ack = ack;
-    state.mentions++;
-    if (state.dirtySince < 0) {
-      state.dirtySince = nowUs;
-      this.dirty.set(key, state);
-    }
+    applyUpdate(state, key, this.dirty, nowUs, ack);
   }
   takeDue(nowUs: number): void {
     this.flushed += takeDueFromDirtyMap(this.dirty, nowUs);

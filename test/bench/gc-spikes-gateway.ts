@@ -25,7 +25,7 @@ import { loadConfig } from '../../src/config.js';
 import type { ReadStateTable } from '../../src/engine/read-state-table.js';
 import { SNOWFLAKE_EPOCH_MS } from '../../src/engine/snowflake.js';
 import { Gateway } from '../../src/gateway/app.js';
-import { CassandraReadStateStore } from '../../src/store/cassandra-store.js';
+import { openReadStates } from '../../src/read-state-service.js';
 import { PersistentReadStates } from '../../src/store/persistent-read-states.js';
 import { LruCacheReadStateTable, TABLE_IMPLS, type TableImpl } from './lru-cache-read-state-table.js';
 
@@ -80,19 +80,11 @@ async function main(): Promise<void> {
   const config = loadConfig();
   if (config.cacheCapacity < count) throw new Error(`READSTATE_CACHE_CAPACITY ${config.cacheCapacity} is below --preload ${count}`);
   const log = pino({ level: config.logLevel });
-  const store = await CassandraReadStateStore.connect({
-    contactPoints: config.cassandraContactPoints.map(({ host, port }) => (host.includes(':') ? `[${host}]:${port}` : `${host}:${port}`)),
-    keyspace: config.cassandraKeyspace,
+  const { store, readStates } = await openReadStates(
+    config,
     log,
-  });
-  const readStates = new PersistentReadStates({
-    store,
-    capacity: config.cacheCapacity,
-    flushDelayMs: config.flushDelayMs,
-    workerId: config.workerId,
-    log,
-    createTable: impl === 'lru-cache' ? (capacity, delay, sink) => new LruCacheReadStateTable(capacity, delay, sink) : undefined,
-  });
+    impl === 'lru-cache' ? (capacity, delay, sink) => new LruCacheReadStateTable(capacity, delay, sink) : undefined,
+  );
 
   const preloadStarted = performance.now();
   preload(readStates, count, channelSize, Date.now());
