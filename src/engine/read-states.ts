@@ -138,7 +138,7 @@ export class ReadStates {
       const slot = this.table.find(hi, lo, channelHi, channelLo);
       if (slot === -1) continue;
       channel.addMention(hi, lo);
-      this.table.mentionBias[slot]++;
+      this.table.setMentionBias(slot, this.table.mentionBias(slot) + 1);
       this.table.markDirty(slot, nowMs);
       this.changed.push(slot);
     }
@@ -161,11 +161,10 @@ export class ReadStates {
     }
     const table = this.table;
     this.changed.push(slot);
-    if (compareSnowflakes(messageHi, messageLo, table.ackHi[slot], table.ackLo[slot]) <= 0) return Outcome.ok;
+    if (compareSnowflakes(messageHi, messageLo, table.ackHi(slot), table.ackLo(slot)) <= 0) return Outcome.ok;
     const newer = channel.countNewerThan(messageHi, messageLo);
-    table.ackHi[slot] = messageHi;
-    table.ackLo[slot] = messageLo;
-    table.mentionBias[slot] = channel.mentionsInNewest(newer, userHi, userLo) - channel.everyoneCount;
+    table.setAck(slot, messageHi, messageLo);
+    table.setMentionBias(slot, channel.mentionsInNewest(newer, userHi, userLo) - channel.everyoneCount);
     table.markDirty(slot, nowMs);
     return Outcome.ok;
   }
@@ -173,7 +172,7 @@ export class ReadStates {
   /** Fills `out` with the protocol view of the state in `slot`. */
   view(slot: number, out: ReadStateView): ReadStateView {
     const table = this.table;
-    return this.viewOfValues(table.channelHi[slot], table.channelLo[slot], table.ackHi[slot], table.ackLo[slot], table.mentionBias[slot], out);
+    return this.viewOfValues(table.channelHi(slot), table.channelLo(slot), table.ackHi(slot), table.ackLo(slot), table.mentionBias(slot), out);
   }
 
   /** The protocol view of stored values that are not (or no longer) in the table. */
@@ -197,9 +196,8 @@ export class ReadStates {
 
   /** Acks the channel's newest message (or nothing, in an empty channel): unread 0, mentions 0. */
   private ackNewest(slot: number, channel: Channel): void {
-    this.table.ackHi[slot] = channel.newestHi;
-    this.table.ackLo[slot] = channel.newestLo;
-    this.table.mentionBias[slot] = -channel.everyoneCount;
+    this.table.setAck(slot, channel.newestHi, channel.newestLo);
+    this.table.setMentionBias(slot, -channel.everyoneCount);
   }
 
   private seenEarlier(mentions: Uint32Array, i: number, hi: number, lo: number): boolean {

@@ -450,7 +450,7 @@ export class PersistentReadStates implements DirtyEvictionSink, FlushSink {
     if (outcome !== Outcome.ok) return { code: outcome === Outcome.tableFull ? 4000 : outcome };
     const changed = new Map<string, ReadStateJson>();
     for (const slot of this.engine.changed) {
-      changed.set(formatSnowflake(table.userHi[slot], table.userLo[slot]), toJson(this.engine.view(slot, this.viewScratch)));
+      changed.set(formatSnowflake(table.userHi(slot), table.userLo(slot)), toJson(this.engine.view(slot, this.viewScratch)));
     }
     const channelState = this.engine.channels.find(channelHi, channelLo)!;
     if (!this.dirtyChannels.has(channelState)) this.dirtyChannels.set(channelState, this.clock());
@@ -466,11 +466,10 @@ export class PersistentReadStates implements DirtyEvictionSink, FlushSink {
     if (slot === -1) return -1;
     if (record.lastAckedId !== null) {
       const ack = this.pair(record.lastAckedId);
-      table.ackHi[slot] = ack[0];
-      table.ackLo[slot] = ack[1];
+      table.setAck(slot, ack[0], ack[1]);
     }
-    table.mentionBias[slot] = record.mentionBias;
-    table.pinnedAt[slot] = record.pinnedAt;
+    table.setMentionBias(slot, record.mentionBias);
+    table.setPinnedAt(slot, record.pinnedAt);
     // Still unconfirmed in the store: keep it dirty so a later flush writes it again if needed.
     if (this.unconfirmed.has(keyOf(record.userId, record.channelId))) table.markDirty(slot, this.clock());
     return slot;
@@ -581,13 +580,13 @@ export class PersistentReadStates implements DirtyEvictionSink, FlushSink {
   // ---- Conversions -----------------------------------------------------------------------
 
   private recordOf(table: ReadStateTable, slot: number): ReadStateRecord {
-    const acked = table.ackHi[slot] !== 0 || table.ackLo[slot] !== 0;
+    const acked = table.ackHi(slot) !== 0 || table.ackLo(slot) !== 0;
     return {
-      userId: formatSnowflake(table.userHi[slot], table.userLo[slot]),
-      channelId: formatSnowflake(table.channelHi[slot], table.channelLo[slot]),
-      lastAckedId: acked ? formatSnowflake(table.ackHi[slot], table.ackLo[slot]) : null,
-      mentionBias: table.mentionBias[slot],
-      pinnedAt: table.pinnedAt[slot],
+      userId: formatSnowflake(table.userHi(slot), table.userLo(slot)),
+      channelId: formatSnowflake(table.channelHi(slot), table.channelLo(slot)),
+      lastAckedId: acked ? formatSnowflake(table.ackHi(slot), table.ackLo(slot)) : null,
+      mentionBias: table.mentionBias(slot),
+      pinnedAt: table.pinnedAt(slot),
     };
   }
 

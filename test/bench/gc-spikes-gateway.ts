@@ -52,8 +52,7 @@ function preload(readStates: PersistentReadStates, count: number, channelSize: n
     if (i % channelSize === 0) engine.channels.findOrCreate(PRELOAD_CHANNEL_HI, channel);
     const slot = table.insert(PRELOAD_USER_HI, user, PRELOAD_CHANNEL_HI, channel);
     if (slot === -1) throw new Error(`table full after ${i} preloaded states: raise READSTATE_CACHE_CAPACITY`);
-    table.ackHi[slot] = ackHi;
-    table.ackLo[slot] = i;
+    table.setAck(slot, ackHi, i);
     if (table instanceof LruCacheReadStateTable) table.refreshEntry(slot);
     if ((i & 0xffff) === 0 && Date.now() - lastProgress > 5000) {
       lastProgress = Date.now();

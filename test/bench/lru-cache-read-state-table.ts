@@ -8,8 +8,8 @@
 // all traced by every major GC.
 //
 // The engine (read-states.ts) reads and writes a state's values through the table's typed
-// columns by slot, an API this subclass cannot change. So each entry object also carries
-// its slot, and its value fields are a copy of the columns refreshed on every markDirty
+// records by slot, an API this subclass cannot change. So each entry object also carries
+// its slot, and its value fields are a copy of the slab record, refreshed on every markDirty
 // (the engine marks every state it changes) and by refreshEntry after a bulk preload. The
 // dirty list (write-behind order) is the base class's, unchanged. What the base class
 // allocates for its own index and LRU links stays allocated and unused here (typed arrays:
@@ -30,7 +30,7 @@ const EVICTION_SCAN = 64;
 export interface CachedReadState {
   readonly userId: string;
   readonly channelId: string;
-  /** Where the engine keeps this state's values in the typed columns. */
+  /** Where the engine keeps this state's values in the typed slab. */
   readonly slot: number;
   lastAckedId: string | null;
   mentionBias: number;
@@ -73,14 +73,7 @@ export class LruCacheReadStateTable extends ReadStateTable {
       slot = this.evictFromCacheTail();
       if (slot === -1) return -1;
     }
-    this.userHi[slot] = userHi;
-    this.userLo[slot] = userLo;
-    this.channelHi[slot] = channelHi;
-    this.channelLo[slot] = channelLo;
-    this.ackHi[slot] = 0;
-    this.ackLo[slot] = 0;
-    this.mentionBias[slot] = 0;
-    this.pinnedAt[slot] = 0;
+    this.initEntry(slot, userHi, userLo, channelHi, channelLo);
     const userId = formatSnowflake(userHi, userLo);
     const channelId = formatSnowflake(channelHi, channelLo);
     this.cache.set(`${userId}:${channelId}`, { userId, channelId, slot, lastAckedId: null, mentionBias: 0, pinnedAt: 0 });
@@ -102,17 +95,17 @@ export class LruCacheReadStateTable extends ReadStateTable {
     this.refreshEntry(slot);
   }
 
-  /** Copies the slot's values from the columns into its entry object. */
+  /** Copies the slot's values from the slab into its entry object. */
   refreshEntry(slot: number): void {
     const entry = this.cache.peek(this.keyOfSlot(slot));
     if (entry === undefined) return;
-    const acked = this.ackHi[slot] !== 0 || this.ackLo[slot] !== 0;
-    entry.lastAckedId = acked ? formatSnowflake(this.ackHi[slot], this.ackLo[slot]) : null;
-    entry.mentionBias = this.mentionBias[slot];
-    entry.pinnedAt = this.pinnedAt[slot];
+    const acked = this.ackHi(slot) !== 0 || this.ackLo(slot) !== 0;
+    entry.lastAckedId = acked ? formatSnowflake(this.ackHi(slot), this.ackLo(slot)) : null;
+    entry.mentionBias = this.mentionBias(slot);
+    entry.pinnedAt = this.pinnedAt(slot);
   }
 
-  /** The entry object of `slot` (tests compare it with the columns). */
+  /** The entry object of `slot` (tests compare it with the slab). */
   entryOf(slot: number): CachedReadState | undefined {
     return this.cache.peek(this.keyOfSlot(slot));
   }
@@ -144,7 +137,7 @@ export class LruCacheReadStateTable extends ReadStateTable {
   }
 
   private keyOfSlot(slot: number): string {
-    return keyOf(this.userHi[slot], this.userLo[slot], this.channelHi[slot], this.channelLo[slot]);
+    return keyOf(this.userHi(slot), this.userLo(slot), this.channelHi(slot), this.channelLo(slot));
   }
 }
 

@@ -10,18 +10,18 @@ import { LruCacheReadStateTable } from '../bench/lru-cache-read-state-table.js';
 
 type Key = readonly [number, number, number, number];
 const keyText = (k: Key) => k.join(':');
-const slotKey = (t: ReadStateTable, s: number) => keyText([t.userHi[s], t.userLo[s], t.channelHi[s], t.channelLo[s]]);
+const slotKey = (t: ReadStateTable, s: number) => keyText([t.userHi(s), t.userLo(s), t.channelHi(s), t.channelLo(s)]);
 
 class RecordingSink implements DirtyEvictionSink, FlushSink {
   accepts = true;
   evicted: string[] = [];
   flushed: string[] = [];
   acceptDirtyEviction(table: ReadStateTable, slot: number): boolean {
-    if (this.accepts) this.evicted.push(`${slotKey(table, slot)}=${table.ackLo[slot]}`);
+    if (this.accepts) this.evicted.push(`${slotKey(table, slot)}=${table.ackLo(slot)}`);
     return this.accepts;
   }
   flushEntry(table: ReadStateTable, slot: number): void {
-    this.flushed.push(`${slotKey(table, slot)}=${table.ackLo[slot]}`);
+    this.flushed.push(`${slotKey(table, slot)}=${table.ackLo(slot)}`);
   }
 }
 
@@ -76,8 +76,8 @@ describe('LruCacheReadStateTable', () => {
               if (slot === -1) return false;
               if (o.kind === 'delete') table.delete(slot);
               else {
-                table.ackLo[slot] = o.ack;
-                table.mentionBias[slot] += o.bias;
+                table.setAck(slot, 0, o.ack);
+                table.setMentionBias(slot, table.mentionBias(slot) + o.bias);
                 table.markDirty(slot, now);
               }
               return true;
@@ -91,7 +91,7 @@ describe('LruCacheReadStateTable', () => {
           expect(lru.evictions).toBe(engine.evictions);
         }
         // Same keys in the same recency order, same values, same dirty order.
-        const byRecency = (t: ReadStateTable) => [...t.slotsByRecency()].map((s) => `${slotKey(t, s)}=${t.ackLo[s]},${t.mentionBias[s]}`);
+        const byRecency = (t: ReadStateTable) => [...t.slotsByRecency()].map((s) => `${slotKey(t, s)}=${t.ackLo(s)},${t.mentionBias(s)}`);
         expect(byRecency(lru)).toEqual(byRecency(engine));
         expect([...lru.dirtySlots()].map((s) => slotKey(lru, s))).toEqual([...engine.dirtySlots()].map((s) => slotKey(engine, s)));
       }),
@@ -99,7 +99,7 @@ describe('LruCacheReadStateTable', () => {
     );
   });
 
-  it('keeps each entry object in step with the columns the engine writes', () => {
+  it('keeps each entry object in step with the slab values the engine writes', () => {
     const sink = new RecordingSink();
     const table = new LruCacheReadStateTable(4, 10, sink);
     const slot = table.insert(0x10000000, 5, 0x20000000, 9);
@@ -111,13 +111,12 @@ describe('LruCacheReadStateTable', () => {
       mentionBias: 0,
       pinnedAt: 0,
     });
-    table.ackHi[slot] = 0x30000000;
-    table.ackLo[slot] = 77;
-    table.mentionBias[slot] = -2;
+    table.setAck(slot, 0x30000000, 77);
+    table.setMentionBias(slot, -2);
     table.markDirty(slot, 0);
     expect(table.entryOf(slot)).toMatchObject({ lastAckedId: formatSnowflake(0x30000000, 77), mentionBias: -2 });
     // A second change while already dirty still reaches the object.
-    table.mentionBias[slot] = 3;
+    table.setMentionBias(slot, 3);
     table.markDirty(slot, 5);
     expect(table.entryOf(slot)?.mentionBias).toBe(3);
   });

@@ -54,7 +54,7 @@ describe('read-state semantics (PROTOCOL.md)', () => {
     create(rs, 1, 1);
     expect(stateOf(rs, 3, 1)).toMatchObject({ unread: 2 });
     // Only the author's state is written: the others' counts are derived.
-    expect(rs.changed.map((s) => big(rs.table.userHi[s], rs.table.userLo[s]))).toEqual([big(...U(1))]);
+    expect(rs.changed.map((s) => big(rs.table.userHi(s), rs.table.userLo(s)))).toEqual([big(...U(1))]);
   });
 
   it('message ids grow, also within one millisecond, and exceed 2^53', () => {
