@@ -7,9 +7,12 @@
 // - gateway-ack: MESSAGE_ACK round trips (request -> READ_STATE_UPDATE with the nonce);
 // - gateway-create-fanout: MESSAGE_CREATE in channels of `fanout` online members, timed to
 //   the author's READ_STATE_UPDATE; every member's session gets its update too.
-// Each runs at a fixed rate (open loop: latency is measured from the scheduled send time,
-// so a stall counts against the server) and then flat out (closed loop, 32 requests in
-// flight per connection) for the top throughput. The runs interleave over several rounds;
+// Each runs at a fixed rate and then flat out (closed loop, 32 requests in flight per
+// connection) for the top throughput. At a fixed rate the pacing is open loop: requests
+// leave on schedule whether or not answers came back, so a server stall shows as late
+// answers and queueing. Latency runs from the moment a frame is handed to the socket, not
+// from its scheduled time: Node's timers fire 1-2 ms late, which would otherwise put the
+// client's own timer lag into every figure, echo's included. The runs interleave over several rounds;
 // one JSON line per implementation and load (medians over the rounds), then the ratios.
 // The gateway runs compiled (dist/src/main.js) on the local Cassandra node, with its own
 // keyspace (dropped afterwards).
@@ -150,10 +153,10 @@ class LoadConnection {
     });
   }
 
-  /** Sends one request; `scheduledAt` is when it should have left (open-loop timing). */
-  send(scheduledAt: number): void {
+  /** Sends one request, timed from now. */
+  send(): void {
     const nonce = this.nextNonce++;
-    this.sentAt.set(nonce, scheduledAt);
+    this.sentAt.set(nonce, performance.now());
     this.inFlight++;
     this.ws.send(this.request(nonce));
   }
@@ -220,14 +223,14 @@ async function drive(impl: string, connections: LoadConnection[], rate: number |
       }
       if (elapsed >= total) return resolve();
       if (rate === null) {
-        for (const connection of connections) while (connection.inFlight < MAX_IN_FLIGHT) connection.send(performance.now());
+        for (const connection of connections) while (connection.inFlight < MAX_IN_FLIGHT) connection.send();
         setImmediate(tick);
         return;
       }
-      // Open loop: everything due by now leaves now, stamped with the time it was due.
+      // Open loop: everything due by now leaves now.
       const due = Math.floor(elapsed * rate);
       for (; sent < due; sent++) {
-        connections[next].send(start + (sent / rate) * 1000);
+        connections[next].send();
         next = (next + 1) % connections.length;
       }
       setTimeout(tick, 1);
