@@ -26,17 +26,8 @@ for a in "$@"; do
   esac
 done
 
-# Same lookup as start.sh: the pid file, else the node of this name listening on its CQL
-# port (started from another checkout); the command line is checked, as pids get recycled.
-node_pid() {
-  local pid cmd
-  for pid in "$(cat "$PIDFILE" 2>/dev/null)" \
-    "$(ss -Hltnp "src $ADDRESS:$NATIVE_PORT" 2>/dev/null | grep -o 'pid=[0-9]*' | head -n1 | cut -d= -f2)"; do
-    cmd=$(tr '\0' ' ' 2>/dev/null <"/proc/$pid/cmdline") || continue
-    [[ $cmd == *CassandraDaemon* && $cmd == *"/cassandra/$NODE/conf"* ]] && echo "$pid" && return 0
-  done
-  return 1
-}
+# node_pid: the pid of this node's JVM, found the same way by start.sh and stop.sh.
+source "$HERE/node-pid.sh"
 
 if pid=$(node_pid); then
   t0=$(date +%s%N)

@@ -74,6 +74,11 @@ export interface ConnectOptions {
   socketFactory: SocketFactory;
   /** Send HEARTBEAT every heartbeat_interval (default true). */
   heartbeats?: boolean;
+  /**
+   * Keep every payload received in `received` (default false): for tests, which read it
+   * and clear it as they go; a long-lived client would grow it without bound.
+   */
+  keepReceived?: boolean;
 }
 
 export interface MessageCreate {
@@ -98,12 +103,13 @@ export class GatewayClient {
   /** Sequence of the last dispatch received, sent with heartbeats. */
   lastSequence: number | null = null;
   ready: Ready | undefined;
-  /** Every payload received, in order (tests read it; clear it as you go). */
+  /** Every payload received, in order, when connected with keepReceived; else empty. */
   readonly received: ServerPayload[] = [];
   readonly closed: Promise<CloseInfo>;
   private closeInfo: CloseInfo | undefined;
 
   private readonly socket: ClientSocket;
+  private readonly keepReceived: boolean;
   private readonly pending = new Map<number, Pending>();
   private nextNonce = 1;
   private heartbeatTimer: ReturnType<typeof setInterval> | undefined;
@@ -114,6 +120,7 @@ export class GatewayClient {
 
   private constructor(url: string, options: ConnectOptions, hello: { resolve(): void; reject(error: Error): void }) {
     this.encoding = options.encoding ?? 'json';
+    this.keepReceived = options.keepReceived ?? false;
     let onClosed!: (info: CloseInfo) => void;
     this.closed = new Promise((resolve) => (onClosed = resolve));
     this.helloSeen = hello.resolve;
@@ -156,7 +163,7 @@ export class GatewayClient {
 
   /** MESSAGE_CREATE; resolves with the author's new read state (its last_message_id is the message id). */
   createMessage(message: MessageCreate): Promise<ReadState> {
-    return this.request(20, { ...message });
+    return this.request(20, message);
   }
 
   /** MESSAGE_ACK; resolves with the user's read state after the ack. */
@@ -211,18 +218,24 @@ export class GatewayClient {
     return this.closed;
   }
 
-  private request(op: number, d: Record<string, unknown>): Promise<ReadState> {
+  private request(op: number, fields: object): Promise<ReadState> {
     const nonce = this.nextNonce++;
+    // A field set to undefined (an optional one a caller passed on) is left out: JSON
+    // would drop it, but msgpackr writes undefined as an extension, which the gateway
+    // refuses (4002).
+    const d: Record<string, unknown> = {};
+    for (const [key, value] of Object.entries(fields)) if (value !== undefined) d[key] = value;
+    d.nonce = nonce;
     return new Promise((resolve, reject) => {
       if (this.closeInfo !== undefined) return reject(new GatewayClosedError(this.closeInfo));
       this.pending.set(nonce, { resolve, reject });
-      this.send({ op, d: { ...d, nonce } });
+      this.send({ op, d });
     });
   }
 
   private receive(data: string | Uint8Array, heartbeats: boolean): void {
     const payload = (typeof data === 'string' ? JSON.parse(data) : unpackr.unpack(data)) as ServerPayload;
-    this.received.push(payload);
+    if (this.keepReceived) this.received.push(payload);
     for (const listener of this.payloadListeners) listener(payload);
     switch (payload.op) {
       case 10: {

@@ -107,7 +107,7 @@ describe('identify and READY', () => {
     const m2 = await api.post(channels[0], other);
     await api.post(foreign, other);
 
-    const client = await connectNode(gateway.wsUrl);
+    const client = await connectNode(gateway.wsUrl, { keepReceived: true });
     const ready = await client.identify(await userToken(userId));
     expect(ready.v).toBe(1);
     expect(ready.user).toEqual({ id: userId });

@@ -174,9 +174,9 @@ export function userToken(userId: string, ttlSeconds = 3600): Promise<string> {
   return tokens.sign(userId, ttlSeconds);
 }
 
-/** A connected, identified client. */
+/** A connected, identified client that keeps what it receives (tests read `received`). */
 export async function connectUser(gateway: GatewayProcess, userId: string, encoding: Encoding = 'json'): Promise<GatewayClient> {
-  const client = await connectNode(gateway.wsUrl, { encoding });
+  const client = await connectNode(gateway.wsUrl, { encoding, keepReceived: true });
   await client.identify(await userToken(userId));
   return client;
 }

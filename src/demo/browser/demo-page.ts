@@ -134,10 +134,6 @@ class DemoPage {
       return;
     }
     this.client = client;
-    // The client keeps every payload for tests to read; a long-open page keeps none.
-    client.onPayload(() => {
-      client.received.length = 0;
-    });
     client.onDispatch((event, d) => this.dispatched(event, d));
     void client.closed.then(({ code, reason }) => {
       if (this.client !== client) return;
