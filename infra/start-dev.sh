@@ -42,4 +42,7 @@ if [[ -z ${GATEWAY_JWT_SECRET:-} || -z ${GATEWAY_ADMIN_TOKEN:-} ]]; then
 BANNER
 fi
 
-exec node dist/src/main.js
+# One GC thread: the read states live off-heap in typed arrays, so the V8 heap stays small
+# and parallel GC helpers buy little; on a few shared cores they contend with the event
+# loop, and a scavenge then waits on a helper that is not running (README, GC spikes).
+exec node --single-threaded-gc dist/src/main.js

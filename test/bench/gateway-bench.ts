@@ -99,7 +99,7 @@ async function startEcho(): Promise<{ port: number; child: ChildProcess }> {
 
 async function startGateway(keyspace: string): Promise<{ port: number; child: ChildProcess }> {
   const port = await freePort();
-  const child = spawn(process.execPath, [`${DIST}src/main.js`], {
+  const child = spawn(process.execPath, ['--single-threaded-gc', `${DIST}src/main.js`], {
     env: {
       ...process.env,
       PORT: String(port),
