@@ -14,7 +14,8 @@
 // from its scheduled time: Node's timers fire 1-2 ms late, which would otherwise put the
 // client's own timer lag into every figure, echo's included. The runs interleave over several rounds;
 // one JSON line per implementation and load (medians over the rounds), then the ratios.
-// The gateway runs compiled (dist/src/main.js) on the local Cassandra node, with its own
+// Both servers run with one GC thread, as `npm start` runs the gateway. The gateway runs
+// compiled (dist/src/main.js) on the local Cassandra node, with its own
 // keyspace (dropped afterwards).
 
 import { type ChildProcess, spawn } from 'node:child_process';
@@ -87,7 +88,7 @@ async function waitForHttp(url: string, child: ChildProcess): Promise<void> {
 
 async function startEcho(): Promise<{ port: number; child: ChildProcess }> {
   const port = await freePort();
-  const child = spawn(process.execPath, [`${DIST}test/bench/uws-echo-server.js`, String(port)], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const child = spawn(process.execPath, ['--single-threaded-gc', `${DIST}test/bench/uws-echo-server.js`, String(port)], { stdio: ['ignore', 'pipe', 'inherit'] });
   await new Promise<void>((resolve, reject) => {
     child.stdout!.on('data', (chunk: Buffer) => {
       if (chunk.toString().startsWith('listening')) resolve();
