@@ -12,10 +12,10 @@
 // leave on schedule whether or not answers came back, so a server stall shows as late
 // answers and queueing. Latency runs from the moment a frame is handed to the socket, not
 // from its scheduled time: Node's timers fire 1-2 ms late, which would otherwise put the
-// client's own timer lag into every figure, echo's included. The runs interleave over several rounds;
-// one JSON line per implementation and load (medians over the rounds), then the ratios.
-// Both servers run with one GC thread, as `npm start` runs the gateway. The gateway runs
-// compiled (dist/src/main.js) on the local Cassandra node, with its own
+// client's own timer lag into every figure, echo's included. The runs interleave over
+// several rounds; one JSON line per implementation and load (medians over the rounds),
+// then the ratios. Both servers run with one GC thread, as `npm start` runs the gateway.
+// The gateway runs compiled (dist/src/main.js) on the local Cassandra node, with its own
 // keyspace (dropped afterwards).
 
 import { type ChildProcess, spawn } from 'node:child_process';
