@@ -4,73 +4,145 @@
 // A read state stores only the id it acked. Its unread count is derived when asked: the
 // number of window messages newer than that id (binary search over ids, which grow with
 // time). So a message in a 100,000-member channel appends to one window and writes no
-// member's entry. Channels are far fewer than read states, so each is one small object
-// holding typed arrays that grow to the window size on demand.
+// member's entry.
+//
+// Like the read-state table, this holds no heap object per channel: a channel is a slot in
+// typed-array columns, and its two rings (recent messages; explicit mentions of them) are
+// blocks of a BlockPool that grow with the channel, up to the window size for messages.
+// Channels only come, never go (a process sees far fewer channels than read states).
 
+import { BlockPool } from './block-pool.js';
 import { mixHash, SlotIndex, type SlotKeys } from './slot-index.js';
 import { compareSnowflakes } from './snowflake.js';
 
 /** Messages kept per channel for exact counts (PROTOCOL.md: the 1,000 newest). */
 export const DEFAULT_WINDOW = 1000;
 
-const INITIAL_ROOM = 8;
+const INITIAL_CHANNELS = 1024;
+/** A channel without a block yet (no message, or no mention). */
+const NO_BLOCK = 0xffffffff;
+/** Mentions are bounded by the window's messages times the mentions a message may carry. */
+const MAX_MENTION_ROOM = 2 ** 24;
 
-export class Channel {
-  /** Messages ever posted in the channel. */
-  messageCount = 0;
+// Words of an element of each ring.
+const MESSAGE_HI = 0;
+const MESSAGE_LO = 1;
+const MESSAGE_EVERYONE = 2;
+const MENTION_POSITION_HI = 0;
+const MENTION_POSITION_LO = 1;
+const MENTION_USER_HI = 2;
+const MENTION_USER_LO = 3;
+
+/** All channels the process knows, by id; a channel is its slot number. */
+export class ChannelTable implements SlotKeys {
+  private count = 0;
+  private index: SlotIndex;
+  private probeHi = 0;
+  private probeLo = 0;
+
+  // Per channel slot.
+  private idHis = new Uint32Array(INITIAL_CHANNELS);
+  private idLos = new Uint32Array(INITIAL_CHANNELS);
+  /** Messages ever posted; a double: counts pass 2^32 in a busy channel's life. */
+  private messageCounts = new Float64Array(INITIAL_CHANNELS);
   /** Messages ever posted with mention_everyone. */
-  everyoneCount = 0;
+  private everyoneCounts = new Float64Array(INITIAL_CHANNELS);
+  // Ring of the newest messages, oldest at messageFirst.
+  private messageClass = new Uint8Array(INITIAL_CHANNELS);
+  private messageBlock = new Uint32Array(INITIAL_CHANNELS).fill(NO_BLOCK);
+  private messageFirst = new Uint32Array(INITIAL_CHANNELS);
+  private messageLength = new Uint32Array(INITIAL_CHANNELS);
+  // Ring of explicit mentions of window messages, in message order: the message's position
+  // (1-based over the channel's life) and the mentioned user's id halves.
+  private mentionClass = new Uint8Array(INITIAL_CHANNELS);
+  private mentionBlock = new Uint32Array(INITIAL_CHANNELS).fill(NO_BLOCK);
+  private mentionFirst = new Uint32Array(INITIAL_CHANNELS);
+  private mentionLength = new Uint32Array(INITIAL_CHANNELS);
 
-  // Ring of the newest messages, oldest at `first`.
-  private ids = new Uint32Array(INITIAL_ROOM * 2);
-  private everyone = new Uint8Array(INITIAL_ROOM);
-  private first = 0;
-  private length = 0;
+  private readonly messages: BlockPool;
+  private readonly mentions = new BlockPool(4, MAX_MENTION_ROOM);
 
-  // Ring of explicit mentions of window messages, in message order: the message's
-  // position (1-based over the channel's life) and the mentioned user's id halves.
-  private mentionPos = new Float64Array(INITIAL_ROOM);
-  private mentionUser = new Uint32Array(INITIAL_ROOM * 2);
-  private mentionFirst = 0;
-  private mentionLength = 0;
-
-  constructor(
-    readonly idHi: number,
-    readonly idLo: number,
-    readonly windowSize: number,
-  ) {}
-
-  get hasMessages(): boolean {
-    return this.messageCount > 0;
+  constructor(readonly windowSize = DEFAULT_WINDOW) {
+    if (!Number.isInteger(windowSize) || windowSize < 1) throw new RangeError(`window must be a positive integer, got ${windowSize}`);
+    this.messages = new BlockPool(3, windowSize);
+    this.index = new SlotIndex(INITIAL_CHANNELS, this);
   }
 
-  get windowLength(): number {
-    return this.length;
+  get size(): number {
+    return this.count;
+  }
+
+  /** The channel's slot, or -1. */
+  find(idHi: number, idLo: number): number {
+    this.probeHi = idHi;
+    this.probeLo = idLo;
+    return this.index.find(mixHash(idHi, idLo, 0, 0));
+  }
+
+  /** The slot of channel (idHi, idLo), created empty if unknown. */
+  findOrCreate(idHi: number, idLo: number): number {
+    const known = this.find(idHi, idLo);
+    if (known !== -1) return known;
+    if (this.count === this.idHis.length) this.growColumns();
+    const c = this.count++;
+    this.idHis[c] = idHi;
+    this.idLos[c] = idLo;
+    this.index.insert(mixHash(idHi, idLo, 0, 0), c);
+    return c;
+  }
+
+  idHi(c: number): number {
+    return this.idHis[c];
+  }
+
+  idLo(c: number): number {
+    return this.idLos[c];
+  }
+
+  /** Messages ever posted in the channel. */
+  messageCount(c: number): number {
+    return this.messageCounts[c];
+  }
+
+  /** Messages ever posted with mention_everyone. */
+  everyoneCount(c: number): number {
+    return this.everyoneCounts[c];
+  }
+
+  hasMessages(c: number): boolean {
+    return this.messageCounts[c] > 0;
+  }
+
+  windowLength(c: number): number {
+    return this.messageLength[c];
   }
 
   /** Newest message id halves; 0/0 when the channel has none. */
-  get newestHi(): number {
-    return this.length === 0 ? 0 : this.ids[this.ringIndex(this.length - 1) * 2];
+  newestHi(c: number): number {
+    const length = this.messageLength[c];
+    return length === 0 ? 0 : this.messages.words(this.messageClass[c])[this.messageAt(c, length - 1) + MESSAGE_HI];
   }
 
-  get newestLo(): number {
-    return this.length === 0 ? 0 : this.ids[this.ringIndex(this.length - 1) * 2 + 1];
+  newestLo(c: number): number {
+    const length = this.messageLength[c];
+    return length === 0 ? 0 : this.messages.words(this.messageClass[c])[this.messageAt(c, length - 1) + MESSAGE_LO];
   }
 
   /** Window message `i` (0 = oldest kept): id halves into out[0], out[1]; returns its mention_everyone flag. */
-  windowMessage(i: number, out: Uint32Array): boolean {
-    const at = this.ringIndex(i);
-    out[0] = this.ids[at * 2];
-    out[1] = this.ids[at * 2 + 1];
-    return this.everyone[at] === 1;
+  windowMessage(c: number, i: number, out: Uint32Array): boolean {
+    const words = this.messages.words(this.messageClass[c]);
+    const at = this.messageAt(c, i);
+    out[0] = words[at + MESSAGE_HI];
+    out[1] = words[at + MESSAGE_LO];
+    return words[at + MESSAGE_EVERYONE] === 1;
   }
 
   /** Explicit mentions kept for the window: calls `visit(position, userHi, userLo)` in message order. */
-  forEachMention(visit: (position: number, userHi: number, userLo: number) => void): void {
-    const room = this.mentionPos.length;
-    for (let k = 0; k < this.mentionLength; k++) {
-      const at = (this.mentionFirst + k) % room;
-      visit(this.mentionPos[at], this.mentionUser[at * 2], this.mentionUser[at * 2 + 1]);
+  forEachMention(c: number, visit: (position: number, userHi: number, userLo: number) => void): void {
+    const words = this.mentions.words(this.mentionClass[c]);
+    for (let k = 0; k < this.mentionLength[c]; k++) {
+      const at = this.mentionAt(c, k);
+      visit(positionOf(words, at), words[at + MENTION_USER_HI], words[at + MENTION_USER_LO]);
     }
   }
 
@@ -78,31 +150,42 @@ export class Channel {
    * Appends a message, which must be newer than the newest one. Explicit mentions are added
    * one by one with `addMention` right after; a message with mention_everyone needs none.
    */
-  append(idHi: number, idLo: number, mentionsEveryone: boolean): void {
-    if (this.length === this.windowSize) {
-      this.first = (this.first + 1) % this.everyone.length;
-      this.length--;
-    } else if (this.length === this.everyone.length) {
-      this.growWindow();
+  append(c: number, idHi: number, idLo: number, mentionsEveryone: boolean): void {
+    let length = this.messageLength[c];
+    if (length === this.windowSize) {
+      this.messageFirst[c] = (this.messageFirst[c] + 1) % this.messages.room(this.messageClass[c]);
+      length--;
+    } else if (this.messageBlock[c] === NO_BLOCK || length === this.messages.room(this.messageClass[c])) {
+      this.growMessages(c);
     }
-    const at = this.ringIndex(this.length);
-    this.ids[at * 2] = idHi;
-    this.ids[at * 2 + 1] = idLo;
-    this.everyone[at] = mentionsEveryone ? 1 : 0;
-    this.length++;
-    this.messageCount++;
-    if (mentionsEveryone) this.everyoneCount++;
-    this.dropMentionsBefore(this.messageCount - this.length + 1);
+    const words = this.messages.words(this.messageClass[c]);
+    const at = this.messageAt(c, length);
+    words[at + MESSAGE_HI] = idHi;
+    words[at + MESSAGE_LO] = idLo;
+    words[at + MESSAGE_EVERYONE] = mentionsEveryone ? 1 : 0;
+    this.messageLength[c] = length + 1;
+    this.messageCounts[c]++;
+    if (mentionsEveryone) this.everyoneCounts[c]++;
+    this.dropMentionsBefore(c, this.messageCounts[c] - length);
   }
 
   /** Records that the newest message explicitly mentions (userHi, userLo). */
-  addMention(userHi: number, userLo: number): void {
-    if (this.mentionLength === this.mentionPos.length) this.growMentions();
-    const at = (this.mentionFirst + this.mentionLength) % this.mentionPos.length;
-    this.mentionPos[at] = this.messageCount;
-    this.mentionUser[at * 2] = userHi;
-    this.mentionUser[at * 2 + 1] = userLo;
-    this.mentionLength++;
+  addMention(c: number, userHi: number, userLo: number): void {
+    if (this.mentionBlock[c] === NO_BLOCK || this.mentionLength[c] === this.mentions.room(this.mentionClass[c])) this.growMentions(c);
+    const words = this.mentions.words(this.mentionClass[c]);
+    const at = this.mentionAt(c, this.mentionLength[c]);
+    const position = this.messageCounts[c];
+    words[at + MENTION_POSITION_HI] = Math.floor(position / 4294967296);
+    words[at + MENTION_POSITION_LO] = position % 4294967296;
+    words[at + MENTION_USER_HI] = userHi;
+    words[at + MENTION_USER_LO] = userLo;
+    this.mentionLength[c]++;
+  }
+
+  /** Sets the counts of messages older than the window (restoring a channel from the store, before its window). */
+  setCounts(c: number, messageCount: number, everyoneCount: number): void {
+    this.messageCounts[c] = messageCount;
+    this.everyoneCounts[c] = everyoneCount;
   }
 
   /**
@@ -110,123 +193,137 @@ export class Channel {
    * whenever the acked message is in the window, and the window length (1,000 when full:
    * "999+") when it is older than the whole window.
    */
-  countNewerThan(ackHi: number, ackLo: number): number {
+  countNewerThan(c: number, ackHi: number, ackLo: number): number {
+    const length = this.messageLength[c];
+    if (length === 0) return 0;
+    const words = this.messages.words(this.messageClass[c]);
     let low = 0;
-    let high = this.length;
+    let high = length;
     while (low < high) {
       const mid = (low + high) >>> 1;
-      const at = this.ringIndex(mid) * 2;
-      if (compareSnowflakes(this.ids[at], this.ids[at + 1], ackHi, ackLo) <= 0) low = mid + 1;
+      const at = this.messageAt(c, mid);
+      if (compareSnowflakes(words[at + MESSAGE_HI], words[at + MESSAGE_LO], ackHi, ackLo) <= 0) low = mid + 1;
       else high = mid;
     }
-    return this.length - low;
+    return length - low;
   }
 
   /** Mentions of (userHi, userLo) among the newest `newer` messages: explicit ones plus mention_everyone. */
-  mentionsInNewest(newer: number, userHi: number, userLo: number): number {
+  mentionsInNewest(c: number, newer: number, userHi: number, userLo: number): number {
     let count = 0;
-    for (let i = this.length - newer; i < this.length; i++) count += this.everyone[this.ringIndex(i)];
-    const firstPosition = this.messageCount - newer + 1;
-    const room = this.mentionPos.length;
-    for (let k = this.mentionLength - 1; k >= 0; k--) {
-      const at = (this.mentionFirst + k) % room;
-      if (this.mentionPos[at] < firstPosition) break;
-      if (this.mentionUser[at * 2 + 1] === userLo && this.mentionUser[at * 2] === userHi) count++;
+    const length = this.messageLength[c];
+    if (newer > 0) {
+      const messageWords = this.messages.words(this.messageClass[c]);
+      for (let i = length - newer; i < length; i++) count += messageWords[this.messageAt(c, i) + MESSAGE_EVERYONE];
+    }
+    const firstPosition = this.messageCounts[c] - newer + 1;
+    const words = this.mentions.words(this.mentionClass[c]);
+    for (let k = this.mentionLength[c] - 1; k >= 0; k--) {
+      const at = this.mentionAt(c, k);
+      if (positionOf(words, at) < firstPosition) break;
+      if (words[at + MENTION_USER_LO] === userLo && words[at + MENTION_USER_HI] === userHi) count++;
     }
     return count;
   }
 
-  private ringIndex(i: number): number {
-    return (this.first + i) % this.everyone.length;
-  }
-
-  private growWindow(): void {
-    const room = Math.min(this.windowSize, this.everyone.length * 2);
-    const ids = new Uint32Array(room * 2);
-    const everyone = new Uint8Array(room);
-    for (let i = 0; i < this.length; i++) {
-      const at = this.ringIndex(i);
-      ids[i * 2] = this.ids[at * 2];
-      ids[i * 2 + 1] = this.ids[at * 2 + 1];
-      everyone[i] = this.everyone[at];
-    }
-    this.ids = ids;
-    this.everyone = everyone;
-    this.first = 0;
-  }
-
-  private growMentions(): void {
-    const room = this.mentionPos.length * 2;
-    const pos = new Float64Array(room);
-    const users = new Uint32Array(room * 2);
-    for (let k = 0; k < this.mentionLength; k++) {
-      const at = (this.mentionFirst + k) % this.mentionPos.length;
-      pos[k] = this.mentionPos[at];
-      users[k * 2] = this.mentionUser[at * 2];
-      users[k * 2 + 1] = this.mentionUser[at * 2 + 1];
-    }
-    this.mentionPos = pos;
-    this.mentionUser = users;
-    this.mentionFirst = 0;
-  }
-
-  private dropMentionsBefore(position: number): void {
-    const room = this.mentionPos.length;
-    while (this.mentionLength > 0 && this.mentionPos[this.mentionFirst] < position) {
-      this.mentionFirst = (this.mentionFirst + 1) % room;
-      this.mentionLength--;
-    }
-  }
-}
-
-/** All channels the process knows, by id. */
-export class ChannelTable implements SlotKeys {
-  private channels: Channel[] = [];
-  private index: SlotIndex;
-  private probeHi = 0;
-  private probeLo = 0;
-
-  constructor(readonly windowSize = DEFAULT_WINDOW) {
-    if (!Number.isInteger(windowSize) || windowSize < 1) throw new RangeError(`window must be a positive integer, got ${windowSize}`);
-    this.index = new SlotIndex(1024, this);
-  }
-
-  get size(): number {
-    return this.channels.length;
-  }
-
-  find(idHi: number, idLo: number): Channel | undefined {
-    this.probeHi = idHi;
-    this.probeLo = idLo;
-    const slot = this.index.find(mixHash(idHi, idLo, 0, 0));
-    return slot === -1 ? undefined : this.channels[slot];
-  }
-
-  /** The channel (idHi, idLo), created empty if unknown. */
-  findOrCreate(idHi: number, idLo: number): Channel {
-    const known = this.find(idHi, idLo);
-    if (known !== undefined) return known;
-    if (this.channels.length === this.index.capacity) this.growIndex();
-    const channel = new Channel(idHi, idLo, this.windowSize);
-    this.index.insert(mixHash(idHi, idLo, 0, 0), this.channels.length);
-    this.channels.push(channel);
-    return channel;
-  }
-
   hashOfSlot(slot: number): number {
-    const channel = this.channels[slot];
-    return mixHash(channel.idHi, channel.idLo, 0, 0);
+    return mixHash(this.idHis[slot], this.idLos[slot], 0, 0);
   }
 
   slotMatchesProbe(slot: number): boolean {
-    const channel = this.channels[slot];
-    return channel.idLo === this.probeLo && channel.idHi === this.probeHi;
+    return this.idLos[slot] === this.probeLo && this.idHis[slot] === this.probeHi;
   }
 
-  // Channels only come, never go, and far less often than messages: doubling the index
-  // now and then costs O(channels) amortised over as many inserts.
-  private growIndex(): void {
-    this.index = new SlotIndex(this.index.capacity * 2, this);
-    for (let slot = 0; slot < this.channels.length; slot++) this.index.insert(this.hashOfSlot(slot), slot);
+  private messageAt(c: number, i: number): number {
+    const cls = this.messageClass[c];
+    return this.messages.at(cls, this.messageBlock[c], (this.messageFirst[c] + i) % this.messages.room(cls));
   }
+
+  private mentionAt(c: number, k: number): number {
+    const cls = this.mentionClass[c];
+    return this.mentions.at(cls, this.mentionBlock[c], (this.mentionFirst[c] + k) % this.mentions.room(cls));
+  }
+
+  /** Moves the message ring into a block of the next class (the first block for a new channel). */
+  private growMessages(c: number): void {
+    const oldBlock = this.messageBlock[c];
+    const oldClass = this.messageClass[c];
+    const newClass = oldBlock === NO_BLOCK ? 0 : oldClass + 1;
+    const block = this.messages.alloc(newClass);
+    if (oldBlock !== NO_BLOCK) {
+      const from = this.messages.words(oldClass);
+      const to = this.messages.words(newClass);
+      for (let i = 0; i < this.messageLength[c]; i++) {
+        const src = this.messageAt(c, i);
+        const dst = this.messages.at(newClass, block, i);
+        to[dst + MESSAGE_HI] = from[src + MESSAGE_HI];
+        to[dst + MESSAGE_LO] = from[src + MESSAGE_LO];
+        to[dst + MESSAGE_EVERYONE] = from[src + MESSAGE_EVERYONE];
+      }
+      this.messages.release(oldClass, oldBlock);
+    }
+    this.messageClass[c] = newClass;
+    this.messageBlock[c] = block;
+    this.messageFirst[c] = 0;
+  }
+
+  private growMentions(c: number): void {
+    const oldBlock = this.mentionBlock[c];
+    const oldClass = this.mentionClass[c];
+    const newClass = oldBlock === NO_BLOCK ? 0 : oldClass + 1;
+    if (newClass === this.mentions.classes) throw new RangeError(`channel holds ${MAX_MENTION_ROOM} mentions of window messages`);
+    const block = this.mentions.alloc(newClass);
+    if (oldBlock !== NO_BLOCK) {
+      const from = this.mentions.words(oldClass);
+      const to = this.mentions.words(newClass);
+      for (let k = 0; k < this.mentionLength[c]; k++) {
+        const src = this.mentionAt(c, k);
+        const dst = this.mentions.at(newClass, block, k);
+        for (let w = 0; w < 4; w++) to[dst + w] = from[src + w];
+      }
+      this.mentions.release(oldClass, oldBlock);
+    }
+    this.mentionClass[c] = newClass;
+    this.mentionBlock[c] = block;
+    this.mentionFirst[c] = 0;
+  }
+
+  private dropMentionsBefore(c: number, position: number): void {
+    if (this.mentionLength[c] === 0) return;
+    const words = this.mentions.words(this.mentionClass[c]);
+    const room = this.mentions.room(this.mentionClass[c]);
+    while (this.mentionLength[c] > 0 && positionOf(words, this.mentionAt(c, 0)) < position) {
+      this.mentionFirst[c] = (this.mentionFirst[c] + 1) % room;
+      this.mentionLength[c]--;
+    }
+  }
+
+  // Channels only come, never go, and far less often than messages: doubling the columns
+  // and the index now and then costs O(channels) amortised over as many inserts.
+  private growColumns(): void {
+    const size = this.idHis.length * 2;
+    this.idHis = grownCopy(this.idHis, new Uint32Array(size));
+    this.idLos = grownCopy(this.idLos, new Uint32Array(size));
+    this.messageCounts = grownCopy(this.messageCounts, new Float64Array(size));
+    this.everyoneCounts = grownCopy(this.everyoneCounts, new Float64Array(size));
+    this.messageClass = grownCopy(this.messageClass, new Uint8Array(size));
+    this.messageBlock = grownCopy(this.messageBlock, new Uint32Array(size).fill(NO_BLOCK));
+    this.messageFirst = grownCopy(this.messageFirst, new Uint32Array(size));
+    this.messageLength = grownCopy(this.messageLength, new Uint32Array(size));
+    this.mentionClass = grownCopy(this.mentionClass, new Uint8Array(size));
+    this.mentionBlock = grownCopy(this.mentionBlock, new Uint32Array(size).fill(NO_BLOCK));
+    this.mentionFirst = grownCopy(this.mentionFirst, new Uint32Array(size));
+    this.mentionLength = grownCopy(this.mentionLength, new Uint32Array(size));
+    this.index = new SlotIndex(size, this);
+    for (let slot = 0; slot < this.count; slot++) this.index.insert(this.hashOfSlot(slot), slot);
+  }
+}
+
+function grownCopy<T extends Uint32Array | Uint8Array | Float64Array>(from: T, to: T): T {
+  to.set(from);
+  return to;
+}
+
+function positionOf(words: Uint32Array, at: number): number {
+  return words[at + MENTION_POSITION_HI] * 4294967296 + words[at + MENTION_POSITION_LO];
 }

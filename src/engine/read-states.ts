@@ -1,9 +1,9 @@
 // The semantics of PROTOCOL.md's events, as synchronous functions of (tables, event, now).
 //
 // How a read state's counts are derived (the one place that defines them):
-// - unread_count  = channel messages newer than the acked id (Channel.countNewerThan), or
+// - unread_count  = channel messages newer than the acked id (ChannelTable.countNewerThan), or
 //                   every message of the channel while nothing is acked;
-// - mention_count = mentionBias + channel.everyoneCount. At an ack the bias is set to
+// - mention_count = mentionBias + the channel's everyoneCount. At an ack the bias is set to
 //                   (mentions after the ack) - everyoneCount; each later explicit mention
 //                   adds 1 to the bias, each later mention_everyone adds 1 to the channel's
 //                   count. So an @everyone in a huge channel writes one number, not one per member.
@@ -12,7 +12,7 @@
 // The caller makes the states an event needs resident first (store/loader); a state that
 // is not in the table is, for these functions, a user who is not a member.
 
-import { type Channel, ChannelTable } from './channel-table.js';
+import { ChannelTable } from './channel-table.js';
 import { type DirtyEvictionSink, ReadStateTable } from './read-state-table.js';
 import { compareSnowflakes, SnowflakeGenerator } from './snowflake.js';
 
@@ -114,14 +114,14 @@ export class ReadStates {
   ): Outcome {
     this.changed.length = 0;
     const channel = this.channels.find(channelHi, channelLo);
-    if (channel === undefined) return Outcome.unknownChannel;
+    if (channel === -1) return Outcome.unknownChannel;
     const author = this.table.get(authorHi, authorLo, channelHi, channelLo);
     if (author === -1) return Outcome.missingAccess;
 
-    this.ids.next(nowMs, channel.newestHi, channel.newestLo);
+    this.ids.next(nowMs, this.channels.newestHi(channel), this.channels.newestLo(channel));
     this.messageHi = this.ids.hi;
     this.messageLo = this.ids.lo;
-    channel.append(this.messageHi, this.messageLo, mentionsEveryone);
+    this.channels.append(channel, this.messageHi, this.messageLo, mentionsEveryone);
 
     this.ackNewest(author, channel);
     this.table.markDirty(author, nowMs);
@@ -137,7 +137,7 @@ export class ReadStates {
       if (this.seenEarlier(mentions, i, hi, lo)) continue;
       const slot = this.table.find(hi, lo, channelHi, channelLo);
       if (slot === -1) continue;
-      channel.addMention(hi, lo);
+      this.channels.addMention(channel, hi, lo);
       this.table.setMentionBias(slot, this.table.mentionBias(slot) + 1);
       this.table.markDirty(slot, nowMs);
       this.changed.push(slot);
@@ -153,18 +153,18 @@ export class ReadStates {
   ack(userHi: number, userLo: number, channelHi: number, channelLo: number, messageHi: number, messageLo: number, nowMs: number): Outcome {
     this.changed.length = 0;
     const channel = this.channels.find(channelHi, channelLo);
-    if (channel === undefined) return Outcome.unknownChannel;
+    if (channel === -1) return Outcome.unknownChannel;
     const slot = this.table.get(userHi, userLo, channelHi, channelLo);
     if (slot === -1) return Outcome.missingAccess;
-    if (!channel.hasMessages || compareSnowflakes(messageHi, messageLo, channel.newestHi, channel.newestLo) > 0) {
+    if (!this.channels.hasMessages(channel) || compareSnowflakes(messageHi, messageLo, this.channels.newestHi(channel), this.channels.newestLo(channel)) > 0) {
       return Outcome.unknownMessage;
     }
     const table = this.table;
     this.changed.push(slot);
     if (compareSnowflakes(messageHi, messageLo, table.ackHi(slot), table.ackLo(slot)) <= 0) return Outcome.ok;
-    const newer = channel.countNewerThan(messageHi, messageLo);
+    const newer = this.channels.countNewerThan(channel, messageHi, messageLo);
     table.setAck(slot, messageHi, messageLo);
-    table.setMentionBias(slot, channel.mentionsInNewest(newer, userHi, userLo) - channel.everyoneCount);
+    table.setMentionBias(slot, this.channels.mentionsInNewest(channel, newer, userHi, userLo) - this.channels.everyoneCount(channel));
     table.markDirty(slot, nowMs);
     return Outcome.ok;
   }
@@ -182,22 +182,22 @@ export class ReadStates {
     out.ackHi = ackHi;
     out.ackLo = ackLo;
     const channel = this.channels.find(channelHi, channelLo);
-    if (channel === undefined) {
+    if (channel === -1) {
       out.lastMessageHi = out.lastMessageLo = out.unread = out.mentions = 0;
       return out;
     }
-    out.lastMessageHi = channel.newestHi;
-    out.lastMessageLo = channel.newestLo;
+    out.lastMessageHi = this.channels.newestHi(channel);
+    out.lastMessageLo = this.channels.newestLo(channel);
     const acked = ackHi !== 0 || ackLo !== 0;
-    out.unread = acked ? channel.countNewerThan(ackHi, ackLo) : channel.messageCount;
-    out.mentions = mentionBias + channel.everyoneCount;
+    out.unread = acked ? this.channels.countNewerThan(channel, ackHi, ackLo) : this.channels.messageCount(channel);
+    out.mentions = mentionBias + this.channels.everyoneCount(channel);
     return out;
   }
 
   /** Acks the channel's newest message (or nothing, in an empty channel): unread 0, mentions 0. */
-  private ackNewest(slot: number, channel: Channel): void {
-    this.table.setAck(slot, channel.newestHi, channel.newestLo);
-    this.table.setMentionBias(slot, -channel.everyoneCount);
+  private ackNewest(slot: number, channel: number): void {
+    this.table.setAck(slot, this.channels.newestHi(channel), this.channels.newestLo(channel));
+    this.table.setMentionBias(slot, -this.channels.everyoneCount(channel));
   }
 
   private seenEarlier(mentions: Uint32Array, i: number, hi: number, lo: number): boolean {

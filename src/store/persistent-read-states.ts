@@ -14,7 +14,7 @@
 //   past it the table refuses to evict dirty entries.
 
 import type { Logger } from 'pino';
-import { type Channel } from '../engine/channel-table.js';
+import { type ChannelTable } from '../engine/channel-table.js';
 import { type DirtyEvictionSink, type FlushSink, type ReadStateTable } from '../engine/read-state-table.js';
 import { emptyView, Outcome, ReadStates, type ReadStatesOptions, type ReadStateView } from '../engine/read-states.js';
 import { formatSnowflake, parseSnowflake } from '../engine/snowflake.js';
@@ -108,8 +108,9 @@ export class PersistentReadStates implements DirtyEvictionSink, FlushSink {
   /** Every record handed to the store and not yet confirmed written, by key. */
   private readonly unconfirmed = new Map<string, ReadStateRecord>();
   private writeQueue: ReadStateRecord[] = [];
-  private readonly dirtyChannels = new Map<Channel, number>();
-  private channelQueue: Channel[] = [];
+  /** Channel slot -> when its first unwritten change happened. */
+  private readonly dirtyChannels = new Map<number, number>();
+  private channelQueue: number[] = [];
   private writing = false;
   private failures = 0;
   private retryAt = 0;
@@ -278,9 +279,9 @@ export class PersistentReadStates implements DirtyEvictionSink, FlushSink {
       const slot = this.engine.join(userHi, userLo, channelHi, channelLo, this.clock());
       if (slot === -1) return { code: 4000 };
       const record = this.recordOf(this.engine.table, slot);
-      const channelState = this.engine.channels.find(channelHi, channelLo)!;
+      const channelState = this.engine.channels.find(channelHi, channelLo);
       try {
-        if (!channelExisted) await this.store.writeChannels([channelRecordOf(channelState)]);
+        if (!channelExisted) await this.store.writeChannels([channelRecordOf(this.engine.channels, channelState)]);
         await this.store.writeStates([record]);
       } catch (error) {
         // Not acknowledged: take the membership back so memory and store agree.
@@ -355,7 +356,7 @@ export class PersistentReadStates implements DirtyEvictionSink, FlushSink {
   /** Makes the channel resident; false when the store has never seen it. */
   private ensureChannel(channelId: string): Promise<boolean> | boolean {
     const c = this.halves(channelId, 2);
-    if (this.engine.channels.find(c[0], c[1]) !== undefined) return true;
+    if (this.engine.channels.find(c[0], c[1]) !== -1) return true;
     let load = this.channelLoads.get(channelId);
     if (load === undefined) {
       load = this.store
@@ -364,7 +365,7 @@ export class PersistentReadStates implements DirtyEvictionSink, FlushSink {
           if (record === null) return false;
           const halves = this.pair(channelId);
           const channel = this.engine.channels.find(halves[0], halves[1]);
-          if (channel === undefined) this.restoreChannel(record);
+          if (channel === -1) this.restoreChannel(record);
           return true;
         })
         .finally(() => this.channelLoads.delete(channelId));
@@ -455,7 +456,7 @@ export class PersistentReadStates implements DirtyEvictionSink, FlushSink {
     for (const slot of this.engine.changed) {
       changed.set(formatSnowflake(table.userHi(slot), table.userLo(slot)), toJson(this.engine.view(slot, this.viewScratch)));
     }
-    const channelState = this.engine.channels.find(channelHi, channelLo)!;
+    const channelState = this.engine.channels.find(channelHi, channelLo);
     if (!this.dirtyChannels.has(channelState)) this.dirtyChannels.set(channelState, this.clock());
     return { code: 0, messageId: formatSnowflake(this.engine.messageHi, this.engine.messageLo), channelId, changed };
   }
@@ -480,16 +481,16 @@ export class PersistentReadStates implements DirtyEvictionSink, FlushSink {
 
   private restoreChannel(record: ChannelRecord): void {
     const halves = this.pair(record.channelId);
-    const channel = this.engine.channels.findOrCreate(halves[0], halves[1]);
-    const window = record.window.slice(-channel.windowSize);
-    channel.messageCount = record.messageCount - window.length;
-    channel.everyoneCount = record.everyoneCount - window.filter((m) => m.mentionsEveryone).length;
+    const channels = this.engine.channels;
+    const channel = channels.findOrCreate(halves[0], halves[1]);
+    const window = record.window.slice(-channels.windowSize);
+    channels.setCounts(channel, record.messageCount - window.length, record.everyoneCount - window.filter((m) => m.mentionsEveryone).length);
     for (const message of window) {
       const id = this.pair(message.id);
-      channel.append(id[0], id[1], message.mentionsEveryone);
+      channels.append(channel, id[0], id[1], message.mentionsEveryone);
       for (const mention of message.mentions) {
         const user = this.pair(mention);
-        channel.addMention(user[0], user[1]);
+        channels.addMention(channel, user[0], user[1]);
       }
     }
   }
@@ -534,7 +535,7 @@ export class PersistentReadStates implements DirtyEvictionSink, FlushSink {
           // Serialising a channel's window of up to 1,000 messages is the costly part: few per turn.
           const channels = this.channelQueue.splice(0, CHANNELS_PER_WRITE);
           try {
-            await this.store.writeChannels(channels.map(channelRecordOf));
+            await this.store.writeChannels(channels.map((c) => channelRecordOf(this.engine.channels, c)));
             this.succeeded(channels.length);
           } catch (error) {
             this.channelQueue.unshift(...channels);
@@ -616,18 +617,21 @@ function toJson(view: ReadStateView): ReadStateJson {
   };
 }
 
-function channelRecordOf(channel: Channel): ChannelRecord {
+function channelRecordOf(channels: ChannelTable, channel: number): ChannelRecord {
   const window: WindowMessage[] = [];
   const id = new Uint32Array(2);
-  for (let i = 0; i < channel.windowLength; i++) {
-    const everyone = channel.windowMessage(i, id);
+  const length = channels.windowLength(channel);
+  for (let i = 0; i < length; i++) {
+    const everyone = channels.windowMessage(channel, i, id);
     window.push({ id: formatSnowflake(id[0], id[1]), mentionsEveryone: everyone, mentions: [] });
   }
-  const firstPosition = channel.messageCount - channel.windowLength + 1;
-  channel.forEachMention((position, userHi, userLo) => {
+  const messageCount = channels.messageCount(channel);
+  const firstPosition = messageCount - length + 1;
+  channels.forEachMention(channel, (position, userHi, userLo) => {
     window[position - firstPosition].mentions.push(formatSnowflake(userHi, userLo));
   });
-  return { channelId: formatSnowflake(channel.idHi, channel.idLo), messageCount: channel.messageCount, everyoneCount: channel.everyoneCount, window };
+  const channelId = formatSnowflake(channels.idHi(channel), channels.idLo(channel));
+  return { channelId, messageCount, everyoneCount: channels.everyoneCount(channel), window };
 }
 
 function sleep(ms: number): Promise<void> {

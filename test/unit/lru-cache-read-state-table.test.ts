@@ -40,7 +40,7 @@ const op = fc.oneof(
 describe('LruCacheReadStateTable', () => {
   it('behaves like ReadStateTable on the same operations', () => {
     fc.assert(
-      fc.property(fc.integer({ min: 1, max: 6 }), fc.integer({ min: 0, max: 30 }), fc.array(op, { maxLength: 200 }), (capacity, delay, ops) => {
+      fc.property(fc.integer({ min: 1, max: 6 }), fc.integer({ min: 0, max: 30 }), fc.array(op, { maxLength: 200, size: 'max' }), (capacity, delay, ops) => {
         const engineSink = new RecordingSink();
         const lruSink = new RecordingSink();
         const engine = new ReadStateTable(capacity, delay, engineSink);

@@ -26,7 +26,7 @@ describe('SlotIndex', () => {
         fc.constantFrom(0, 1, 2, 32),
         fc.constantFrom(1, 3, 1000),
         fc.integer(),
-        fc.array(operation, { maxLength: 300 }),
+        fc.array(operation, { maxLength: 300, size: 'max' }),
         (capacity, displacementBits, distinctHashes, seed, operations) => {
           // Hashes spread over the whole int32 range so homes land anywhere, wrap included.
           const keys = new IntKeys((key) => Math.imul((key % distinctHashes) + seed, 0x9e3779b1) | 0);

@@ -1,0 +1,81 @@
+// Variable-length arrays of uint32 words without a heap object each: blocks in size
+// classes (room for 8, 16, 32, ... elements), each class one growable slab with a free list.
+//
+// Why: the channel table keeps, per channel, a ring of recent messages and one of mentions
+// that grow from nothing to the window size. As typed arrays of their own they were ~10 V8
+// heap objects a channel, which every major GC traces: at millions of channels the same
+// stalls the read-state slab exists to avoid. Here a channel holds (class, block) numbers.
+
+const NO_BLOCKS = new Uint32Array(0);
+
+export class BlockPool {
+  private readonly slabs: Uint32Array[] = [];
+  private readonly handedOut: number[] = [];
+  private readonly freeBlocks: Uint32Array[] = [];
+  private readonly freeCount: number[] = [];
+  /** Classes: room(c) = min(maxRoom, 8 * 2^c); the last one has room maxRoom. */
+  readonly classes: number;
+
+  constructor(
+    /** uint32 words per element. */
+    readonly wordsPerElement: number,
+    /** Elements in the largest block. */
+    readonly maxRoom: number,
+  ) {
+    if (!Number.isInteger(maxRoom) || maxRoom < 1) throw new RangeError(`block room must be a positive integer, got ${maxRoom}`);
+    let classes = 1;
+    while (8 * 2 ** (classes - 1) < maxRoom) classes++;
+    this.classes = classes;
+    for (let c = 0; c < classes; c++) {
+      this.slabs.push(NO_BLOCKS);
+      this.handedOut.push(0);
+      this.freeBlocks.push(NO_BLOCKS);
+      this.freeCount.push(0);
+    }
+  }
+
+  /** Elements a block of class `c` holds. */
+  room(c: number): number {
+    return Math.min(this.maxRoom, 8 * 2 ** c);
+  }
+
+  /** The slab of class `c`. Replaced when the class grows: read it again after alloc. */
+  words(c: number): Uint32Array {
+    return this.slabs[c];
+  }
+
+  /** First word of element `i` of block `block` in class `c`. */
+  at(c: number, block: number, i: number): number {
+    return (block * this.room(c) + i) * this.wordsPerElement;
+  }
+
+  /** A block of class `c`, its contents unspecified. */
+  alloc(c: number): number {
+    if (this.freeCount[c] > 0) return this.freeBlocks[c][--this.freeCount[c]];
+    const block = this.handedOut[c]++;
+    const needed = (block + 1) * this.room(c) * this.wordsPerElement;
+    if (needed > this.slabs[c].length) {
+      // Doubling: the copy is O(blocks of the class), once per doubling.
+      const grown = new Uint32Array(Math.max(needed, this.slabs[c].length * 2));
+      grown.set(this.slabs[c]);
+      this.slabs[c] = grown;
+    }
+    return block;
+  }
+
+  release(c: number, block: number): void {
+    if (this.freeCount[c] === this.freeBlocks[c].length) {
+      const grown = new Uint32Array(Math.max(8, this.freeBlocks[c].length * 2));
+      grown.set(this.freeBlocks[c]);
+      this.freeBlocks[c] = grown;
+    }
+    this.freeBlocks[c][this.freeCount[c]++] = block;
+  }
+
+  /** Bytes of typed arrays held. */
+  get byteLength(): number {
+    let bytes = 0;
+    for (let c = 0; c < this.classes; c++) bytes += this.slabs[c].byteLength + this.freeBlocks[c].byteLength;
+    return bytes;
+  }
+}
