@@ -13,6 +13,8 @@ export class BlockPool {
   private readonly handedOut: number[] = [];
   private readonly freeBlocks: Uint32Array[] = [];
   private readonly freeCount: number[] = [];
+  /** room(c) for each class, precomputed: it is read on every ring access. */
+  private readonly rooms: Uint32Array;
   /** Classes: room(c) = min(maxRoom, 8 * 2^c); the last one has room maxRoom. */
   readonly classes: number;
 
@@ -26,6 +28,8 @@ export class BlockPool {
     let classes = 1;
     while (8 * 2 ** (classes - 1) < maxRoom) classes++;
     this.classes = classes;
+    this.rooms = new Uint32Array(classes);
+    for (let c = 0; c < classes; c++) this.rooms[c] = Math.min(maxRoom, 8 * 2 ** c);
     for (let c = 0; c < classes; c++) {
       this.slabs.push(NO_BLOCKS);
       this.handedOut.push(0);
@@ -36,7 +40,7 @@ export class BlockPool {
 
   /** Elements a block of class `c` holds. */
   room(c: number): number {
-    return Math.min(this.maxRoom, 8 * 2 ** c);
+    return this.rooms[c];
   }
 
   /** The slab of class `c`. Replaced when the class grows: read it again after alloc. */
@@ -46,7 +50,7 @@ export class BlockPool {
 
   /** First word of element `i` of block `block` in class `c`. */
   at(c: number, block: number, i: number): number {
-    return (block * this.room(c) + i) * this.wordsPerElement;
+    return (block * this.rooms[c] + i) * this.wordsPerElement;
   }
 
   /** A block of class `c`, its contents unspecified. */

@@ -37,27 +37,12 @@ export function parseSnowflake(text: string, out: Uint32Array, at: number): bool
 export function formatSnowflake(hi: number, lo: number): string {
   // Below 2^53 a double holds the value exactly.
   if (hi < 0x200000) return String(hi * TWO_32 + lo);
-  // Otherwise long division by 10^4 over four 16-bit limbs; every partial stays < 2^30.
-  let l3 = hi >>> 16;
-  let l2 = hi & 0xffff;
-  let l1 = lo >>> 16;
-  let l0 = lo & 0xffff;
-  let text = '';
-  while (l3 !== 0 || l2 !== 0 || l1 !== 0 || l0 >= 10000) {
-    let r = l3 % 10000;
-    l3 = (l3 - r) / 10000;
-    let v = r * 65536 + l2;
-    r = v % 10000;
-    l2 = (v - r) / 10000;
-    v = r * 65536 + l1;
-    r = v % 10000;
-    l1 = (v - r) / 10000;
-    v = r * 65536 + l0;
-    r = v % 10000;
-    l0 = (v - r) / 10000;
-    text = String(r).padStart(4, '0') + text;
-  }
-  return String(l0) + text;
+  // Otherwise split at 10^6, with 2^32 = 4294 * 10^6 + 967296: every product and sum
+  // below stays under 2^53, so each is exact.
+  const low = hi * 967296 + lo;
+  const carry = Math.floor(low / 1e6);
+  const high = hi * 4294 + carry;
+  return String(high) + String(low - carry * 1e6).padStart(6, '0');
 }
 
 /** -1, 0 or 1 as (aHi, aLo) is below, equal to or above (bHi, bLo). */
