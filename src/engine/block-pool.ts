@@ -67,6 +67,25 @@ export class BlockPool {
     return block;
   }
 
+  /**
+   * Moves a ring of `length` elements that starts at element `first` of (c, block) to the
+   * start of a new block of class `toClass`, oldest first, and releases the old block.
+   * Returns the new block.
+   */
+  moveRing(c: number, block: number, first: number, length: number, toClass: number): number {
+    const moved = this.alloc(toClass);
+    const from = this.slabs[c];
+    const to = this.slabs[toClass];
+    const width = this.wordsPerElement;
+    for (let i = 0; i < length; i++) {
+      const src = this.at(c, block, (first + i) % this.rooms[c]);
+      const dst = this.at(toClass, moved, i);
+      for (let w = 0; w < width; w++) to[dst + w] = from[src + w];
+    }
+    this.release(c, block);
+    return moved;
+  }
+
   release(c: number, block: number): void {
     if (this.freeCount[c] === this.freeBlocks[c].length) {
       const grown = new Uint32Array(Math.max(8, this.freeBlocks[c].length * 2));

@@ -246,45 +246,25 @@ export class ChannelTable implements SlotKeys {
 
   /** Moves the message ring into a block of the next class (the first block for a new channel). */
   private growMessages(c: number): void {
-    const oldBlock = this.messageBlock[c];
-    const oldClass = this.messageClass[c];
-    const newClass = oldBlock === NO_BLOCK ? 0 : oldClass + 1;
-    const block = this.messages.alloc(newClass);
-    if (oldBlock !== NO_BLOCK) {
-      const from = this.messages.words(oldClass);
-      const to = this.messages.words(newClass);
-      for (let i = 0; i < this.messageLength[c]; i++) {
-        const src = this.messageAt(c, i);
-        const dst = this.messages.at(newClass, block, i);
-        to[dst + MESSAGE_HI] = from[src + MESSAGE_HI];
-        to[dst + MESSAGE_LO] = from[src + MESSAGE_LO];
-        to[dst + MESSAGE_EVERYONE] = from[src + MESSAGE_EVERYONE];
-      }
-      this.messages.release(oldClass, oldBlock);
-    }
-    this.messageClass[c] = newClass;
-    this.messageBlock[c] = block;
+    const block = this.messageBlock[c];
+    const cls = block === NO_BLOCK ? 0 : this.messageClass[c] + 1;
+    this.messageBlock[c] =
+      block === NO_BLOCK
+        ? this.messages.alloc(cls)
+        : this.messages.moveRing(this.messageClass[c], block, this.messageFirst[c], this.messageLength[c], cls);
+    this.messageClass[c] = cls;
     this.messageFirst[c] = 0;
   }
 
   private growMentions(c: number): void {
-    const oldBlock = this.mentionBlock[c];
-    const oldClass = this.mentionClass[c];
-    const newClass = oldBlock === NO_BLOCK ? 0 : oldClass + 1;
-    if (newClass === this.mentions.classes) throw new RangeError(`channel holds ${MAX_MENTION_ROOM} mentions of window messages`);
-    const block = this.mentions.alloc(newClass);
-    if (oldBlock !== NO_BLOCK) {
-      const from = this.mentions.words(oldClass);
-      const to = this.mentions.words(newClass);
-      for (let k = 0; k < this.mentionLength[c]; k++) {
-        const src = this.mentionAt(c, k);
-        const dst = this.mentions.at(newClass, block, k);
-        for (let w = 0; w < 4; w++) to[dst + w] = from[src + w];
-      }
-      this.mentions.release(oldClass, oldBlock);
-    }
-    this.mentionClass[c] = newClass;
-    this.mentionBlock[c] = block;
+    const block = this.mentionBlock[c];
+    const cls = block === NO_BLOCK ? 0 : this.mentionClass[c] + 1;
+    if (cls === this.mentions.classes) throw new RangeError(`channel holds ${MAX_MENTION_ROOM} mentions of window messages`);
+    this.mentionBlock[c] =
+      block === NO_BLOCK
+        ? this.mentions.alloc(cls)
+        : this.mentions.moveRing(this.mentionClass[c], block, this.mentionFirst[c], this.mentionLength[c], cls);
+    this.mentionClass[c] = cls;
     this.mentionFirst[c] = 0;
   }
 
