@@ -19,12 +19,13 @@
 // keyspace (dropped afterwards).
 
 import { type ChildProcess, spawn } from 'node:child_process';
-import { createServer } from 'node:net';
 import { performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
 import cassandra from 'cassandra-driver';
 import WebSocket from 'ws';
 import { UserTokens } from '../../src/gateway/user-tokens.js';
+import { freePort } from '../support/free-port.js';
+import { SERVER_NODE_FLAGS } from './node-flags.js';
 
 const args = process.argv.slice(2);
 const flag = (name: string) => args.includes(`--${name}`);
@@ -61,17 +62,6 @@ interface Result {
 
 // ---- Processes ------------------------------------------------------------------------------
 
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address();
-      server.close(() => (typeof address === 'object' && address !== null ? resolve(address.port) : reject(new Error('no port'))));
-    });
-  });
-}
-
 async function waitForHttp(url: string, child: ChildProcess): Promise<void> {
   const deadline = Date.now() + 90_000;
   while (Date.now() < deadline) {
@@ -88,7 +78,7 @@ async function waitForHttp(url: string, child: ChildProcess): Promise<void> {
 
 async function startEcho(): Promise<{ port: number; child: ChildProcess }> {
   const port = await freePort();
-  const child = spawn(process.execPath, ['--single-threaded-gc', `${DIST}test/bench/uws-echo-server.js`, String(port)], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const child = spawn(process.execPath, [...SERVER_NODE_FLAGS, `${DIST}test/bench/uws-echo-server.js`, String(port)], { stdio: ['ignore', 'pipe', 'inherit'] });
   await new Promise<void>((resolve, reject) => {
     child.stdout!.on('data', (chunk: Buffer) => {
       if (chunk.toString().startsWith('listening')) resolve();
@@ -100,7 +90,7 @@ async function startEcho(): Promise<{ port: number; child: ChildProcess }> {
 
 async function startGateway(keyspace: string): Promise<{ port: number; child: ChildProcess }> {
   const port = await freePort();
-  const child = spawn(process.execPath, ['--single-threaded-gc', `${DIST}src/main.js`], {
+  const child = spawn(process.execPath, [...SERVER_NODE_FLAGS, `${DIST}src/main.js`], {
     env: {
       ...process.env,
       PORT: String(port),

@@ -20,13 +20,14 @@
 
 import { type ChildProcess, type SpawnOptions, spawn } from 'node:child_process';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { cpus, loadavg, totalmem } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { type SecondSample, spikeStats } from '../../client-sim/latency.js';
+import { freePort } from '../support/free-port.js';
+import { SERVER_NODE_FLAGS } from './node-flags.js';
 import { type GatewaySecond, renderSpikeChart } from './gc-spikes-chart.js';
 import { TABLE_IMPLS, type TableImpl } from './lru-cache-read-state-table.js';
 
@@ -37,13 +38,6 @@ const SPIKE_FACTOR = 3;
 /** CPUs for --pin. */
 const GATEWAY_CPU = 1;
 const SIMULATOR_CPU = 0;
-/**
- * For both gateways and the simulator, as `npm start` runs the gateway: with two cores
- * shared by gateway, simulator and Cassandra, V8's parallel GC helpers are often not
- * running when a scavenge needs them, and the main thread waits (scavenges of 5-8 ms in
- * heaps of 20 MB). One GC thread keeps those pauses at a millisecond or two.
- */
-const GC_FLAGS = ['--single-threaded-gc'];
 /** Read states the swarm itself adds, and room above them: neither run may evict. */
 const CAPACITY_HEADROOM = 1_000_000;
 
@@ -152,18 +146,6 @@ function spawnNode(nodeArgs: string[], cpu: number, options: SpawnOptions): Chil
   return spawn(command[0], command.slice(1), options);
 }
 
-function freePort(): Promise<number> {
-  return new Promise((resolvePort, reject) => {
-    const server = createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address();
-      const port = typeof address === 'object' && address !== null ? address.port : 0;
-      server.close(() => resolvePort(port));
-    });
-  });
-}
-
 /** Resident set size of a process, from /proc (Linux), in MiB; 0 once it is gone. */
 function rssOf(pid: number): number {
   try {
@@ -185,7 +167,7 @@ async function startGateway(impl: TableImpl, preload: number): Promise<BenchGate
   const port = await freePort();
   // The same heap limit for both tables, large enough for the object-heavy one.
   const heapMB = Math.max(4096, Math.ceil((preload * 700) / 2 ** 20));
-  const child = spawnNode([...GC_FLAGS, '--expose-gc', `--max-old-space-size=${heapMB}`, join(HERE, 'gc-spikes-gateway.js'), '--table', impl, '--preload', String(preload), '--preload-channel-size', args['preload-channel-size']], GATEWAY_CPU, {
+  const child = spawnNode([...SERVER_NODE_FLAGS, '--expose-gc', `--max-old-space-size=${heapMB}`, join(HERE, 'gc-spikes-gateway.js'), '--table', impl, '--preload', String(preload), '--preload-channel-size', args['preload-channel-size']], GATEWAY_CPU, {
     stdio: ['ignore', 'pipe', 'inherit'],
     env: {
       ...process.env,
@@ -237,7 +219,7 @@ function runSimulator(port: number, seconds: number): Promise<SimSummary> {
   };
   const argv = Object.entries(flags).flatMap(([name, value]) => [`--${name}`, value]);
   return new Promise((resolveSim, reject) => {
-    const child = spawnNode([...GC_FLAGS, join(ROOT, 'dist/client-sim/client-sim.js'), ...argv], SIMULATOR_CPU, { stdio: ['ignore', 'pipe', 'inherit'] });
+    const child = spawnNode([...SERVER_NODE_FLAGS, join(ROOT, 'dist/client-sim/client-sim.js'), ...argv], SIMULATOR_CPU, { stdio: ['ignore', 'pipe', 'inherit'] });
     let out = '';
     child.stdout!.on('data', (chunk: Buffer) => (out += chunk.toString()));
     child.once('exit', (code) => {

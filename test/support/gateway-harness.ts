@@ -7,7 +7,6 @@ import { randomBytes } from 'node:crypto';
 import { existsSync, readdirSync, statSync } from 'node:fs';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
@@ -16,6 +15,7 @@ import type { Encoding, GatewayClient } from '../../src/client/gateway-client.js
 import { connectNode } from '../../src/client/node-socket.js';
 import { UserTokens } from '../../src/gateway/user-tokens.js';
 import { DEV_CONTACT_POINTS, waitUntil } from './cassandra-nodes.js';
+import { freePort } from './free-port.js';
 
 const run = promisify(execFile);
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
@@ -51,18 +51,6 @@ export async function ensureBuilt(): Promise<void> {
   } finally {
     await rm(dir, { recursive: true, force: true });
   }
-}
-
-/** A port nothing listens on right now (the gateway listens exclusively, so a race fails loudly). */
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address();
-      server.close(() => (typeof address === 'object' && address !== null ? resolve(address.port) : reject(new Error('no port'))));
-    });
-  });
 }
 
 export interface GatewayProcess {

@@ -1,0 +1,8 @@
+/**
+ * Node flags for the servers and simulators the benchmarks start, as `npm start` runs the
+ * gateway (infra/start-dev.sh): with two cores shared by gateway, load and Cassandra,
+ * V8's parallel GC helpers are often not running when a scavenge needs them, and the main
+ * thread waits (scavenges of 5-8 ms in heaps of 20 MB). One GC thread keeps those pauses
+ * at a millisecond or two.
+ */
+export const SERVER_NODE_FLAGS = ['--single-threaded-gc'];
