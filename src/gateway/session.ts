@@ -10,7 +10,7 @@
 import { randomBytes } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
 import type { Logger } from 'pino';
-import type { CreateResult, Failure } from '../store/persistent-read-states.js';
+import type { AckResult, CreateResult, Failure } from '../store/persistent-read-states.js';
 import {
   type ClientRequest,
   CLOSE_REASONS,
@@ -167,25 +167,20 @@ export class Session {
       case 'create': {
         if (this.userId === null) return this.close(CloseCode.notAuthenticated);
         const userId = this.userId;
-        const { nonce } = request;
-        this.wait(
-          this.env.readStates
-            .createMessage(request.channelId, userId, request.mentions, request.mentionEveryone)
-            .then((result) => this.created(result, userId, nonce, receivedAt)),
-        );
+        const { channelId, mentions, mentionEveryone, nonce } = request;
+        // Resident states are answered in this turn; a load makes later requests wait.
+        const now = this.env.readStates.createResident(channelId, userId, mentions, mentionEveryone);
+        if (now !== undefined) return this.created(now, userId, nonce, receivedAt);
+        this.wait(this.env.readStates.createMessage(channelId, userId, mentions, mentionEveryone).then((result) => this.created(result, userId, nonce, receivedAt)));
         return;
       }
       case 'ack': {
         if (this.userId === null) return this.close(CloseCode.notAuthenticated);
         const userId = this.userId;
-        const { nonce } = request;
-        this.wait(
-          this.env.readStates.ack(userId, request.channelId, request.messageId).then((result) => {
-            if (result.code !== 0) return this.failed(result, nonce);
-            this.env.dispatcher.readStateChanged(userId, result.state, this, nonce);
-            this.env.metrics.requestToDispatch.observe((performance.now() - receivedAt) / 1000);
-          }),
-        );
+        const { channelId, messageId, nonce } = request;
+        const now = this.env.readStates.ackResident(userId, channelId, messageId);
+        if (now !== undefined) return this.acked(now, userId, nonce, receivedAt);
+        this.wait(this.env.readStates.ack(userId, channelId, messageId).then((result) => this.acked(result, userId, nonce, receivedAt)));
         return;
       }
     }
@@ -194,13 +189,13 @@ export class Session {
   /** Holds later requests until `step` settles, then runs them in order. */
   private wait(step: Promise<void>): void {
     this.busy = true;
-    step.then(
-      () => this.next(),
-      (error: unknown) => {
+    // Queued requests run inside next(), so a defect in one of them ends the session here too.
+    step
+      .then(() => this.next())
+      .catch((error: unknown) => {
         this.env.log.error({ err: error, session: this.id }, 'request failed');
         this.close(CloseCode.unknownError);
-      },
-    );
+      });
   }
 
   private next(): void {
@@ -237,6 +232,12 @@ export class Session {
   private created(result: CreateResult | Failure, authorId: string, nonce: Nonce | undefined, receivedAt: number): void {
     if (result.code !== 0) return this.failed(result, nonce);
     this.env.dispatcher.messageCreated(result, authorId, this, nonce);
+    this.env.metrics.requestToDispatch.observe((performance.now() - receivedAt) / 1000);
+  }
+
+  private acked(result: AckResult, userId: string, nonce: Nonce | undefined, receivedAt: number): void {
+    if (result.code !== 0) return this.failed(result, nonce);
+    this.env.dispatcher.readStateChanged(userId, result.state, this, nonce);
     this.env.metrics.requestToDispatch.observe((performance.now() - receivedAt) / 1000);
   }
 

@@ -42,6 +42,8 @@ export interface CreateResult {
   changed: Map<string, ReadStateJson>;
 }
 
+export type AckResult = { code: 0; state: ReadStateJson } | Failure;
+
 export interface PersistentReadStatesOptions {
   store: ReadStateStore;
   capacity: number;
@@ -119,7 +121,10 @@ export class PersistentReadStates implements DirtyEvictionSink, FlushSink {
   private probeTimer: NodeJS.Timeout | undefined;
   private stopped = false;
   private probedReady = false;
-  private readonly scratch = new Uint32Array(4);
+  // Id halves parsed on the request path, one array per role: no allocation per request.
+  private readonly userHalves = new Uint32Array(2);
+  private readonly channelHalves = new Uint32Array(2);
+  private readonly messageHalves = new Uint32Array(2);
   private readonly mentionHalves = new Uint32Array(2 * 1024);
   private readonly viewScratch = emptyView();
 
@@ -201,14 +206,14 @@ export class PersistentReadStates implements DirtyEvictionSink, FlushSink {
   // ---- Requests --------------------------------------------------------------------------
 
   async loadUser(userId: string): Promise<ReadStateJson[]> {
-    const user = this.halves(userId, 0);
+    const user = this.halves(userId, this.userHalves);
     const userHi = user[0];
     const userLo = user[1];
     const records = await this.loadUserRecords(userId);
     await Promise.all(records.map((r) => this.ensureChannel(r.channelId)));
     const views: ReadStateJson[] = [];
     for (const record of records) {
-      const channel = this.halves(record.channelId, 2);
+      const channel = this.halves(record.channelId, this.channelHalves);
       const channelHi = channel[0];
       const channelLo = channel[1];
       let slot = this.engine.table.find(userHi, userLo, channelHi, channelLo);
@@ -225,38 +230,90 @@ export class PersistentReadStates implements DirtyEvictionSink, FlushSink {
     return views;
   }
 
+  /**
+   * MESSAGE_CREATE, applied at once when the channel, the author and every mentioned user
+   * are resident (or known non-members): the common case, with no promise and no load.
+   * undefined when something must be loaded first; createMessage() does that.
+   */
+  createResident(channelId: string, authorId: string, mentions: readonly string[], mentionEveryone: boolean): CreateResult | Failure | undefined {
+    const channel = this.channelHalves;
+    const author = this.userHalves;
+    if (!parseSnowflake(channelId, channel, 0) || !parseSnowflake(authorId, author, 0)) return undefined;
+    const channelHi = channel[0];
+    const channelLo = channel[1];
+    const table = this.engine.table;
+    if (this.engine.channels.find(channelHi, channelLo) === -1) return undefined;
+    if (table.find(author[0], author[1], channelHi, channelLo) === -1) return undefined;
+    const halves = this.mentionHalves;
+    let count = 0;
+    if (!mentionEveryone) {
+      for (const id of mentions) {
+        if (count * 2 === halves.length) break;
+        if (!parseSnowflake(id, halves, count * 2)) return undefined;
+        if (table.find(halves[count * 2], halves[count * 2 + 1], channelHi, channelLo) !== -1) count++;
+        else if (!this.isKnownNonMember(keyOf(id, channelId))) return undefined;
+      }
+    }
+    const outcome = this.engine.createMessage(channelHi, channelLo, author[0], author[1], halves, count, mentionEveryone, this.clock());
+    if (outcome !== Outcome.ok) return { code: outcome === Outcome.tableFull ? 4000 : outcome };
+    this.counters.hits += 1 + count;
+    const changed = new Map<string, ReadStateJson>();
+    const slots = this.engine.changed;
+    // The author's state comes first; its id is the one passed in.
+    for (let i = 0; i < slots.length; i++) {
+      const slot = slots[i];
+      changed.set(i === 0 ? authorId : formatSnowflake(table.userHi(slot), table.userLo(slot)), this.jsonOf(slot, channelId));
+    }
+    const channelSlot = this.engine.channels.find(channelHi, channelLo);
+    if (!this.dirtyChannels.has(channelSlot)) this.dirtyChannels.set(channelSlot, this.clock());
+    return { code: 0, messageId: formatSnowflake(this.engine.messageHi, this.engine.messageLo), channelId, changed };
+  }
+
+  /** MESSAGE_CREATE, loading the channel and the states it needs first. */
   async createMessage(channelId: string, authorId: string, mentions: readonly string[], mentionEveryone: boolean): Promise<CreateResult | Failure> {
     try {
-      if (!(await this.ensureChannel(channelId))) return { code: Outcome.unknownChannel };
-      const unique = mentionEveryone ? [] : [...new Set(mentions)].slice(0, this.mentionHalves.length / 2);
-      for (let attempt = 0; ; attempt++) {
-        const [authorMember, ...members] = await Promise.all([this.ensureState(authorId, channelId), ...unique.map((m) => this.ensureState(m, channelId))]);
-        if (!authorMember) return { code: Outcome.missingAccess };
-        const result = this.applyCreate(channelId, authorId, unique.filter((_, i) => members[i]), mentionEveryone);
+      // Loads can evict what earlier loads brought in: try again a few times, then give up.
+      for (let attempt = 0; attempt <= 3; attempt++) {
+        const result = this.createResident(channelId, authorId, mentions, mentionEveryone);
         if (result !== undefined) return result;
-        if (attempt === 3) return { code: 4000 };
+        if (!(await this.ensureChannel(channelId))) return { code: Outcome.unknownChannel };
+        const unique = mentionEveryone ? [] : [...new Set(mentions)];
+        const [authorMember] = await Promise.all([this.ensureState(authorId, channelId), ...unique.map((m) => this.ensureState(m, channelId))]);
+        if (!authorMember) return { code: Outcome.missingAccess };
       }
+      return { code: 4000 };
     } catch (error) {
       return this.loadFailed(error);
     }
   }
 
-  async ack(userId: string, channelId: string, messageId: string): Promise<{ code: 0; state: ReadStateJson } | Failure> {
+  /**
+   * MESSAGE_ACK, applied at once when the channel and the state are resident (no promise,
+   * no load); undefined when something must be loaded first; ack() does that.
+   */
+  ackResident(userId: string, channelId: string, messageId: string): AckResult | undefined {
+    const user = this.userHalves;
+    const channel = this.channelHalves;
+    const message = this.messageHalves;
+    if (!parseSnowflake(userId, user, 0) || !parseSnowflake(channelId, channel, 0) || !parseSnowflake(messageId, message, 0)) return undefined;
+    if (this.engine.channels.find(channel[0], channel[1]) === -1) return undefined;
+    if (this.engine.table.find(user[0], user[1], channel[0], channel[1]) === -1) return undefined;
+    this.counters.hits++;
+    const outcome = this.engine.ack(user[0], user[1], channel[0], channel[1], message[0], message[1], this.clock());
+    if (outcome === Outcome.ok) return { code: 0, state: this.jsonOf(this.engine.changed[0], channelId) };
+    return { code: outcome === Outcome.tableFull ? 4000 : outcome };
+  }
+
+  /** MESSAGE_ACK, loading the channel and the state first when needed. */
+  async ack(userId: string, channelId: string, messageId: string): Promise<AckResult> {
     try {
-      if (!(await this.ensureChannel(channelId))) return { code: Outcome.unknownChannel };
-      const message = this.halves(messageId, 0);
-      const messageHi = message[0];
-      const messageLo = message[1];
-      for (let attempt = 0; ; attempt++) {
+      for (let attempt = 0; attempt <= 3; attempt++) {
+        const result = this.ackResident(userId, channelId, messageId);
+        if (result !== undefined) return result;
+        if (!(await this.ensureChannel(channelId))) return { code: Outcome.unknownChannel };
         if (!(await this.ensureState(userId, channelId))) return { code: Outcome.missingAccess };
-        const user = this.halves(userId, 0);
-        const channel = this.halves(channelId, 2);
-        const outcome = this.engine.ack(user[0], user[1], channel[0], channel[1], messageHi, messageLo, this.clock());
-        if (outcome === Outcome.ok) return { code: 0, state: toJson(this.engine.view(this.engine.changed[0], this.viewScratch)) };
-        // Evicted between the load and now: load again.
-        if (outcome === Outcome.missingAccess && attempt < 3) continue;
-        return { code: outcome === Outcome.tableFull ? 4000 : outcome };
       }
+      return { code: 4000 };
     } catch (error) {
       return this.loadFailed(error);
     }
@@ -307,8 +364,8 @@ export class PersistentReadStates implements DirtyEvictionSink, FlushSink {
       // A queued or retried write of the old state must not bring the row back.
       this.unconfirmed.delete(key);
       this.rememberNonMember(key);
-      const user = this.halves(userId, 0);
-      const channel = this.halves(channelId, 2);
+      const user = this.halves(userId, this.userHalves);
+      const channel = this.halves(channelId, this.channelHalves);
       this.engine.leave(user[0], user[1], channel[0], channel[1]);
       return { code: 0, removed: true };
     } catch (error) {
@@ -318,8 +375,8 @@ export class PersistentReadStates implements DirtyEvictionSink, FlushSink {
 
   /** The state if resident (no load, no LRU touch); undefined otherwise. */
   viewOf(userId: string, channelId: string): ReadStateJson | undefined {
-    const user = this.halves(userId, 0);
-    const channel = this.halves(channelId, 2);
+    const user = this.halves(userId, this.userHalves);
+    const channel = this.halves(channelId, this.channelHalves);
     const slot = this.engine.table.find(user[0], user[1], channel[0], channel[1]);
     return slot === -1 ? undefined : toJson(this.engine.view(slot, this.viewScratch));
   }
@@ -355,7 +412,7 @@ export class PersistentReadStates implements DirtyEvictionSink, FlushSink {
 
   /** Makes the channel resident; false when the store has never seen it. */
   private ensureChannel(channelId: string): Promise<boolean> | boolean {
-    const c = this.halves(channelId, 2);
+    const c = this.halves(channelId, this.channelHalves);
     if (this.engine.channels.find(c[0], c[1]) !== -1) return true;
     let load = this.channelLoads.get(channelId);
     if (load === undefined) {
@@ -376,12 +433,10 @@ export class PersistentReadStates implements DirtyEvictionSink, FlushSink {
 
   /** Makes (user, channel) resident; false when the user is not a member. The channel must be resident. */
   private ensureState(userId: string, channelId: string): Promise<boolean> | boolean {
-    const user = this.halves(userId, 0);
-    const channel = this.halves(channelId, 2);
-    if (this.engine.table.get(user[0], user[1], channel[0], channel[1]) !== -1) {
-      this.counters.hits++;
-      return true;
-    }
+    const user = this.halves(userId, this.userHalves);
+    const channel = this.halves(channelId, this.channelHalves);
+    // Hits are counted where the event is applied (the *Resident methods), misses here.
+    if (this.engine.table.get(user[0], user[1], channel[0], channel[1]) !== -1) return true;
     const key = keyOf(userId, channelId);
     const trustedUntil = this.nonMembers.get(key);
     if (trustedUntil !== undefined) {
@@ -399,8 +454,8 @@ export class PersistentReadStates implements DirtyEvictionSink, FlushSink {
             this.rememberNonMember(key);
             return false;
           }
-          const u = this.halves(userId, 0);
-          const c = this.halves(channelId, 2);
+          const u = this.halves(userId, this.userHalves);
+          const c = this.halves(channelId, this.channelHalves);
           if (this.engine.table.find(u[0], u[1], c[0], c[1]) !== -1) return true;
           return this.insertRecord(this.unconfirmed.get(key) ?? record) !== -1;
         })
@@ -432,34 +487,6 @@ export class PersistentReadStates implements DirtyEvictionSink, FlushSink {
   }
 
   // ---- Engine application -----------------------------------------------------------------
-
-  /** The create, applied synchronously; undefined when a member's state was evicted since its load. */
-  private applyCreate(channelId: string, authorId: string, members: readonly string[], everyone: boolean): CreateResult | Failure | undefined {
-    const author = this.halves(authorId, 0);
-    const authorHi = author[0];
-    const authorLo = author[1];
-    const channel = this.halves(channelId, 2);
-    const channelHi = channel[0];
-    const channelLo = channel[1];
-    const table = this.engine.table;
-    if (table.find(authorHi, authorLo, channelHi, channelLo) === -1) return undefined;
-    const halves = this.mentionHalves;
-    let count = 0;
-    for (const id of members) {
-      if (!parseSnowflake(id, halves, count * 2)) throw new Error(`malformed snowflake ${id}`);
-      if (table.find(halves[count * 2], halves[count * 2 + 1], channelHi, channelLo) === -1) return undefined;
-      count++;
-    }
-    const outcome = this.engine.createMessage(channelHi, channelLo, authorHi, authorLo, halves, count, everyone, this.clock());
-    if (outcome !== Outcome.ok) return { code: outcome === Outcome.tableFull ? 4000 : outcome };
-    const changed = new Map<string, ReadStateJson>();
-    for (const slot of this.engine.changed) {
-      changed.set(formatSnowflake(table.userHi(slot), table.userLo(slot)), toJson(this.engine.view(slot, this.viewScratch)));
-    }
-    const channelState = this.engine.channels.find(channelHi, channelLo);
-    if (!this.dirtyChannels.has(channelState)) this.dirtyChannels.set(channelState, this.clock());
-    return { code: 0, messageId: formatSnowflake(this.engine.messageHi, this.engine.messageLo), channelId, changed };
-  }
 
   /** Inserts a loaded record; the slot, or -1 when the table is full of unwritable dirty entries. */
   private insertRecord(record: ReadStateRecord): number {
@@ -594,10 +621,20 @@ export class PersistentReadStates implements DirtyEvictionSink, FlushSink {
     };
   }
 
-  /** Parses an id into scratch[at], scratch[at + 1]; ids reach here validated by the codec. */
-  private halves(id: string, at: 0 | 2): Uint32Array {
-    if (!parseSnowflake(id, this.scratch, at)) throw new Error(`malformed snowflake ${id}`);
-    return at === 0 ? this.scratch : this.scratch.subarray(2);
+  /** Parses an id into `into`; ids reach here validated by the codec. */
+  private halves(id: string, into: Uint32Array): Uint32Array {
+    if (!parseSnowflake(id, into, 0)) throw new Error(`malformed snowflake ${id}`);
+    return into;
+  }
+
+  /** The protocol object of the state in `slot`, whose channel id the caller already has as a string. */
+  private jsonOf(slot: number, channelId: string): ReadStateJson {
+    return toJson(this.engine.view(slot, this.viewScratch), channelId);
+  }
+
+  private isKnownNonMember(key: string): boolean {
+    const trustedUntil = this.nonMembers.get(key);
+    return trustedUntil !== undefined && trustedUntil > this.clock();
   }
 
   private pair(id: string): [number, number] {
@@ -607,9 +644,9 @@ export class PersistentReadStates implements DirtyEvictionSink, FlushSink {
   }
 }
 
-function toJson(view: ReadStateView): ReadStateJson {
+function toJson(view: ReadStateView, channelId = formatSnowflake(view.channelHi, view.channelLo)): ReadStateJson {
   return {
-    channel_id: formatSnowflake(view.channelHi, view.channelLo),
+    channel_id: channelId,
     last_message_id: view.lastMessageHi === 0 && view.lastMessageLo === 0 ? null : formatSnowflake(view.lastMessageHi, view.lastMessageLo),
     last_acked_id: view.ackHi === 0 && view.ackLo === 0 ? null : formatSnowflake(view.ackHi, view.ackLo),
     unread_count: view.unread,

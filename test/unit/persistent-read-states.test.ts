@@ -8,6 +8,7 @@ import { InMemoryReadStateStore } from '../support/in-memory-read-state-store.js
 const ALICE = '9223372036854775809'; // above 2^63
 const BOB = '18446744073709551615'; // 2^64 - 1
 const CAROL = '1000000000000000001';
+const DAVE = '1000000000000000002';
 const CHAN = '175928847299117063';
 
 function setup(opts: { capacity?: number; flushDelayMs?: number; maxPendingWrites?: number } = {}) {
@@ -183,6 +184,32 @@ describe('PersistentReadStates membership lookups', () => {
     expect(await states.ack(BOB, CHAN, '1')).toEqual({ code: 50001 });
     const rejoined = await states.join(CHAN, BOB);
     expect(rejoined).toMatchObject({ code: 0, created: true, state: { unread_count: 0, mention_count: 0 } });
+    await states.stop();
+  });
+});
+
+describe('PersistentReadStates resident path', () => {
+  it('answers from resident states in the same turn, and leaves anything that needs a load to the async path', async () => {
+    const { states } = setup({ capacity: 3 });
+    for (const u of [ALICE, BOB, CAROL]) await states.join(CHAN, u);
+    const created = states.createResident(CHAN, ALICE, [BOB], false);
+    if (created?.code !== 0) throw new Error('create failed');
+    expect(created.changed.get(BOB)).toMatchObject({ mention_count: 1 });
+    expect(states.ackResident(BOB, CHAN, created.messageId)).toEqual({
+      code: 0,
+      state: { channel_id: CHAN, last_message_id: created.messageId, last_acked_id: created.messageId, unread_count: 0, mention_count: 0 },
+    });
+
+    await states.join(CHAN, DAVE); // evicts one of the three
+    const evicted = [ALICE, BOB, CAROL].find((u) => states.viewOf(u, CHAN) === undefined);
+    if (evicted === undefined) throw new Error('nothing was evicted');
+    expect(states.ackResident(evicted, CHAN, created.messageId)).toBeUndefined();
+    // A mention of a member who is not resident is not dropped: nothing is applied until it is loaded.
+    expect(states.createResident(CHAN, DAVE, [evicted], false)).toBeUndefined();
+    expect(states.viewOf(DAVE, CHAN)).toMatchObject({ last_message_id: created.messageId, unread_count: 0 });
+    const later = await states.createMessage(CHAN, DAVE, [evicted], false);
+    if (later.code !== 0) throw new Error('create failed');
+    expect(later.changed.get(evicted)).toMatchObject({ last_message_id: later.messageId, mention_count: 1 });
     await states.stop();
   });
 });
