@@ -22,6 +22,9 @@
 // monitorEventLoopDelay over the whole phase is reported too (monitorEventLoopDelay*), as a
 // check on the split sampler. On a machine where Cassandra shares the CPUs with this process,
 // the between-flushes figures show how much delay is CPU starvation rather than flushing.
+// The peer (event-loop-peer.ts) runs the same sampler on a worker thread, split by the same
+// flag at the same moments: peerEventLoopDelay* is what the machine does to an event loop
+// that has no work at all, the floor the bench's own figures are read against.
 //
 //   npm run bench:store -- --json
 //   npm run bench:store -- --rate 20000 --zipf 1.1 --flush-delay-ms 10000 --warmup-s 10 --measure-s 30
@@ -32,9 +35,10 @@
 
 import { createHistogram, type Histogram, monitorEventLoopDelay } from 'node:perf_hooks';
 import { CassandraReadStateStore } from '../../src/store/cassandra-store.js';
-import { PersistentReadStates } from '../../src/store/persistent-read-states.js';
+import { type CreateResult, type Failure, PersistentReadStates } from '../../src/store/persistent-read-states.js';
 import type { ChannelRecord, ReadStateRecord, ReadStateStore } from '../../src/store/records.js';
 import { dropKeyspace } from '../support/cassandra-nodes.js';
+import { EventLoopPeer } from './event-loop-peer.js';
 import { CountingReadStateStore } from '../support/counting-store.js';
 import { Xorshift, zipfIndex } from './zipf.js';
 
@@ -117,7 +121,10 @@ class FlushWatchingStore extends CountingReadStateStore {
   private flushingTotal = 0;
   private inFlight = 0;
 
-  constructor(inner: ReadStateStore) {
+  constructor(
+    inner: ReadStateStore,
+    private readonly peer: EventLoopPeer,
+  ) {
     super(inner, false);
   }
 
@@ -138,11 +145,17 @@ class FlushWatchingStore extends CountingReadStateStore {
   }
 
   private async watch(write: Promise<void>): Promise<void> {
-    if (this.inFlight++ === 0) this.flushingSince = performance.now();
+    if (this.inFlight++ === 0) {
+      this.flushingSince = performance.now();
+      this.peer.setFlushing(true);
+    }
     try {
       await write;
     } finally {
-      if (--this.inFlight === 0) this.flushingTotal += performance.now() - this.flushingSince;
+      if (--this.inFlight === 0) {
+        this.flushingTotal += performance.now() - this.flushingSince;
+        this.peer.setFlushing(false);
+      }
     }
   }
 }
@@ -198,7 +211,8 @@ async function main(): Promise<void> {
     }
     await inBatches(seed, 5000, (records) => cassandra.writeStates(records));
 
-    const store = new FlushWatchingStore(cassandra);
+    const peer = new EventLoopPeer();
+    const store = new FlushWatchingStore(cassandra, peer);
     const states = new PersistentReadStates({
       store,
       capacity: layout.states * 2,
@@ -214,7 +228,8 @@ async function main(): Promise<void> {
     const wholePhase = monitorEventLoopDelay({ resolution: 1 });
     let flushingMsBefore = 0;
     const measurement = {
-      start() {
+      async start() {
+        await peer.start();
         flushingMsBefore = store.flushingMs;
         delay.start();
         wholePhase.enable();
@@ -226,6 +241,7 @@ async function main(): Promise<void> {
       },
     };
     const result = await runStream(options, layout, states, store, random, measurement);
+    const peerDelays = await peer.stop();
     const beforeStop = store.stateWriteCount + store.channelWrites;
     await states.stop();
     const shutdownWrites = store.stateWriteCount + store.channelWrites - beforeStop;
@@ -253,6 +269,10 @@ async function main(): Promise<void> {
       // The same phase through monitorEventLoopDelay, flushes or not: a check on the sampler above.
       monitorEventLoopDelayP99Ms: p99Ms(wholePhase),
       monitorEventLoopDelayMaxMs: maxMs(wholePhase),
+      // The peer's view of the same moments: what the machine alone does to an idle event loop.
+      peerEventLoopDelayP99Ms: peerDelays.duringFlushesP99Ms,
+      peerEventLoopDelayMaxMs: peerDelays.duringFlushesMaxMs,
+      peerBetweenFlushesEventLoopDelayP99Ms: peerDelays.betweenFlushesP99Ms,
     };
     if (options.json) process.stdout.write(`${JSON.stringify(line)}\n`);
     else {
@@ -286,7 +306,7 @@ async function runStream(
   states: PersistentReadStates,
   store: FlushWatchingStore,
   random: Xorshift,
-  measurement: { start(): void; stop(): number },
+  measurement: { start(): Promise<void>; stop(): number },
 ): Promise<StreamResult> {
   const maxPerStep = Math.max(1, Math.ceil(options.rate / 250));
   const newest: (string | undefined)[] = new Array(layout.channelIds.length);
@@ -302,23 +322,38 @@ async function runStream(
   let lastProgress = started;
   let measuring = false;
 
-  const update = async (): Promise<void> => {
+  const counted = (result: { code: number }) => {
+    if (result.code !== 0) failed++;
+  };
+  const created = (channelIndex: number, result: CreateResult | Failure) => {
+    if (result.code !== 0) failed++;
+    else if (newest[channelIndex] === undefined || isNewer(result.messageId, newest[channelIndex]!)) newest[channelIndex] = result.messageId;
+  };
+  // As the gateway does: resident states are updated in this turn, the rest after a load.
+  const update = (): void => {
     const state = zipfIndex(random, layout.states, options.zipf);
     const user = layout.userIds[layout.stateUser[state]];
     const channelIndex = layout.stateChannel[state];
     const channel = layout.channelIds[channelIndex];
     const newestId = newest[channelIndex];
     if (newestId !== undefined && random.next() < 0.7) {
-      if ((await states.ack(user, channel, newestId)).code !== 0) failed++;
+      const acked = states.ackResident(user, channel, newestId);
+      if (acked !== undefined) return counted(acked);
+      inFlight++;
+      void states.ack(user, channel, newestId).then(counted).finally(() => inFlight--);
       return;
     }
     // Half the messages are replies that mention the previous message's author.
     const previousAuthor = lastAuthor[channelIndex];
     const mentions = previousAuthor !== undefined && previousAuthor !== user && random.next() < 0.5 ? [previousAuthor] : [];
     lastAuthor[channelIndex] = user;
-    const created = await states.createMessage(channel, user, mentions, false);
-    if (created.code !== 0) failed++;
-    else if (newest[channelIndex] === undefined || BigInt(created.messageId) > BigInt(newest[channelIndex]!)) newest[channelIndex] = created.messageId;
+    const now = states.createResident(channel, user, mentions, false);
+    if (now !== undefined) return created(channelIndex, now);
+    inFlight++;
+    void states
+      .createMessage(channel, user, mentions, false)
+      .then((result) => created(channelIndex, result))
+      .finally(() => inFlight--);
   };
 
   log(`streaming ${options.rate} updates/s: ${options.warmupS} s warm-up, then ${options.measureS} s measured`);
@@ -327,7 +362,7 @@ async function runStream(
     if (now >= measureEnds) break;
     if (!measuring && now >= warmupEnds) {
       measuring = true;
-      measurement.start();
+      await measurement.start();
       measuredFrom = { updates: sent, stateWrites: store.stateWriteCount, channelWrites: store.channelWrites, skipped };
     }
     // Open loop in 1 ms steps, as updates arrive from many sockets. After a stall the stream
@@ -340,8 +375,7 @@ async function runStream(
     }
     for (let i = 0; i < due; i++) {
       sent++;
-      inFlight++;
-      void update().finally(() => inFlight--);
+      update();
     }
     if (now - lastProgress >= 5000) {
       lastProgress = now;
@@ -364,6 +398,9 @@ async function runStream(
     flushingMs,
   };
 }
+
+/** Whether snowflake a is newer than b: decimal strings without leading zeros. */
+const isNewer = (a: string, b: string) => (a.length !== b.length ? a.length > b.length : a > b);
 
 const p99Ms = (histogram: Histogram) => round(histogram.count > 0 ? histogram.percentile(99) / 1e6 : 0, 2);
 const maxMs = (histogram: Histogram) => round(histogram.count > 0 ? histogram.max / 1e6 : 0, 2);
