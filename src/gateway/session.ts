@@ -169,8 +169,8 @@ export class Session {
         const userId = this.userId;
         const { channelId, mentions, mentionEveryone, nonce } = request;
         // Resident states are answered in this turn; a load makes later requests wait.
-        const now = this.env.readStates.createResident(channelId, userId, mentions, mentionEveryone);
-        if (now !== undefined) return this.created(now, userId, nonce, receivedAt);
+        const applied = this.env.readStates.createResident(channelId, userId, mentions, mentionEveryone);
+        if (applied !== undefined) return this.created(applied, userId, nonce, receivedAt);
         this.wait(this.env.readStates.createMessage(channelId, userId, mentions, mentionEveryone).then((result) => this.created(result, userId, nonce, receivedAt)));
         return;
       }
@@ -178,8 +178,8 @@ export class Session {
         if (this.userId === null) return this.close(CloseCode.notAuthenticated);
         const userId = this.userId;
         const { channelId, messageId, nonce } = request;
-        const now = this.env.readStates.ackResident(userId, channelId, messageId);
-        if (now !== undefined) return this.acked(now, userId, nonce, receivedAt);
+        const applied = this.env.readStates.ackResident(userId, channelId, messageId);
+        if (applied !== undefined) return this.acked(applied, userId, nonce, receivedAt);
         this.wait(this.env.readStates.ack(userId, channelId, messageId).then((result) => this.acked(result, userId, nonce, receivedAt)));
         return;
       }

@@ -33,12 +33,12 @@
 // Needs a Cassandra node (CASSANDRA_CONTACT_POINTS, default 127.0.0.1:9042); uses a keyspace
 // of its own and drops it at the end. Progress on stderr; one JSON line on stdout with --json.
 
-import { createHistogram, type Histogram, monitorEventLoopDelay } from 'node:perf_hooks';
+import { type Histogram, monitorEventLoopDelay } from 'node:perf_hooks';
 import { CassandraReadStateStore } from '../../src/store/cassandra-store.js';
 import { type CreateResult, type Failure, PersistentReadStates } from '../../src/store/persistent-read-states.js';
 import type { ChannelRecord, ReadStateRecord, ReadStateStore } from '../../src/store/records.js';
 import { dropKeyspace } from '../support/cassandra-nodes.js';
-import { EventLoopPeer } from './event-loop-peer.js';
+import { EventLoopDelayByFlushing, EventLoopPeer } from './event-loop-peer.js';
 import { CountingReadStateStore } from '../support/counting-store.js';
 import { Xorshift, zipfIndex } from './zipf.js';
 
@@ -160,33 +160,6 @@ class FlushWatchingStore extends CountingReadStateStore {
   }
 }
 
-/**
- * Event-loop delay split by whether a flush is in flight. monitorEventLoopDelay cannot be
- * paused and resumed (the pause comes back as one sample as long as the pause), so this is
- * the same measurement done by hand: a 1 ms interval timer records the time between its
- * runs, like monitorEventLoopDelay with resolution 1, into one of two histograms.
- */
-class EventLoopDelayByFlushing {
-  readonly duringFlushes = createHistogram();
-  readonly betweenFlushes = createHistogram();
-  private timer: NodeJS.Timeout | undefined;
-
-  constructor(private readonly store: FlushWatchingStore) {}
-
-  start(): void {
-    let last = performance.now();
-    this.timer = setInterval(() => {
-      const now = performance.now();
-      (this.store.flushing ? this.duringFlushes : this.betweenFlushes).record(Math.max(1, Math.round((now - last) * 1e6)));
-      last = now;
-    }, 1);
-  }
-
-  stop(): void {
-    clearInterval(this.timer);
-  }
-}
-
 const log = (message: string) => process.stderr.write(`[store-bench] ${message}\n`);
 
 async function inBatches<T>(items: readonly T[], size: number, work: (batch: readonly T[]) => Promise<unknown>): Promise<void> {
@@ -224,7 +197,7 @@ async function main(): Promise<void> {
     log('loading every user');
     await inBatches(layout.userIds, 64, (ids) => Promise.all(ids.map((id) => states.loadUser(id))));
 
-    const delay = new EventLoopDelayByFlushing(store);
+    const delay = new EventLoopDelayByFlushing(() => store.flushing);
     const wholePhase = monitorEventLoopDelay({ resolution: 1 });
     let flushingMsBefore = 0;
     const measurement = {
@@ -347,8 +320,8 @@ async function runStream(
     const previousAuthor = lastAuthor[channelIndex];
     const mentions = previousAuthor !== undefined && previousAuthor !== user && random.next() < 0.5 ? [previousAuthor] : [];
     lastAuthor[channelIndex] = user;
-    const now = states.createResident(channel, user, mentions, false);
-    if (now !== undefined) return created(channelIndex, now);
+    const applied = states.createResident(channel, user, mentions, false);
+    if (applied !== undefined) return created(channelIndex, applied);
     inFlight++;
     void states
       .createMessage(channel, user, mentions, false)
