@@ -242,8 +242,7 @@ export class PersistentReadStates implements DirtyEvictionSink, FlushSink {
     const channelHi = channel[0];
     const channelLo = channel[1];
     const table = this.engine.table;
-    if (this.engine.channels.find(channelHi, channelLo) === -1) return undefined;
-    if (table.find(author[0], author[1], channelHi, channelLo) === -1) return undefined;
+    // The engine ignores mentions of states it does not hold, so they are checked here first.
     const halves = this.mentionHalves;
     let count = 0;
     if (!mentionEveryone) {
@@ -255,6 +254,8 @@ export class PersistentReadStates implements DirtyEvictionSink, FlushSink {
       }
     }
     const outcome = this.engine.createMessage(channelHi, channelLo, author[0], author[1], halves, count, mentionEveryone, this.clock());
+    // Channel or author not resident: nothing was applied, a load decides.
+    if (outcome === Outcome.unknownChannel || outcome === Outcome.missingAccess) return undefined;
     if (outcome !== Outcome.ok) return { code: outcome === Outcome.tableFull ? 4000 : outcome };
     this.counters.hits += 1 + count;
     const changed = new Map<string, ReadStateJson>();
@@ -269,17 +270,17 @@ export class PersistentReadStates implements DirtyEvictionSink, FlushSink {
     return { code: 0, messageId: formatSnowflake(this.engine.messageHi, this.engine.messageLo), channelId, changed };
   }
 
-  /** MESSAGE_CREATE, loading the channel and the states it needs first. */
+  /** MESSAGE_CREATE, loading the channel and the states it needs first (sessions try createResident before it). */
   async createMessage(channelId: string, authorId: string, mentions: readonly string[], mentionEveryone: boolean): Promise<CreateResult | Failure> {
     try {
+      const unique = mentionEveryone ? [] : [...new Set(mentions)];
       // Loads can evict what earlier loads brought in: try again a few times, then give up.
       for (let attempt = 0; attempt <= 3; attempt++) {
-        const result = this.createResident(channelId, authorId, mentions, mentionEveryone);
-        if (result !== undefined) return result;
         if (!(await this.ensureChannel(channelId))) return { code: Outcome.unknownChannel };
-        const unique = mentionEveryone ? [] : [...new Set(mentions)];
         const [authorMember] = await Promise.all([this.ensureState(authorId, channelId), ...unique.map((m) => this.ensureState(m, channelId))]);
         if (!authorMember) return { code: Outcome.missingAccess };
+        const result = this.createResident(channelId, authorId, mentions, mentionEveryone);
+        if (result !== undefined) return result;
       }
       return { code: 4000 };
     } catch (error) {
@@ -296,22 +297,22 @@ export class PersistentReadStates implements DirtyEvictionSink, FlushSink {
     const channel = this.channelHalves;
     const message = this.messageHalves;
     if (!parseSnowflake(userId, user, 0) || !parseSnowflake(channelId, channel, 0) || !parseSnowflake(messageId, message, 0)) return undefined;
-    if (this.engine.channels.find(channel[0], channel[1]) === -1) return undefined;
-    if (this.engine.table.find(user[0], user[1], channel[0], channel[1]) === -1) return undefined;
-    this.counters.hits++;
     const outcome = this.engine.ack(user[0], user[1], channel[0], channel[1], message[0], message[1], this.clock());
+    // Channel or state not resident: nothing was applied, a load decides.
+    if (outcome === Outcome.unknownChannel || outcome === Outcome.missingAccess) return undefined;
+    this.counters.hits++;
     if (outcome === Outcome.ok) return { code: 0, state: this.jsonOf(this.engine.changed[0], channelId) };
     return { code: outcome === Outcome.tableFull ? 4000 : outcome };
   }
 
-  /** MESSAGE_ACK, loading the channel and the state first when needed. */
+  /** MESSAGE_ACK, loading the channel and the state first when needed (sessions try ackResident before it). */
   async ack(userId: string, channelId: string, messageId: string): Promise<AckResult> {
     try {
       for (let attempt = 0; attempt <= 3; attempt++) {
-        const result = this.ackResident(userId, channelId, messageId);
-        if (result !== undefined) return result;
         if (!(await this.ensureChannel(channelId))) return { code: Outcome.unknownChannel };
         if (!(await this.ensureState(userId, channelId))) return { code: Outcome.missingAccess };
+        const result = this.ackResident(userId, channelId, messageId);
+        if (result !== undefined) return result;
       }
       return { code: 4000 };
     } catch (error) {
@@ -438,11 +439,7 @@ export class PersistentReadStates implements DirtyEvictionSink, FlushSink {
     // Hits are counted where the event is applied (the *Resident methods), misses here.
     if (this.engine.table.get(user[0], user[1], channel[0], channel[1]) !== -1) return true;
     const key = keyOf(userId, channelId);
-    const trustedUntil = this.nonMembers.get(key);
-    if (trustedUntil !== undefined) {
-      if (trustedUntil > this.clock()) return false;
-      this.nonMembers.delete(key);
-    }
+    if (this.isKnownNonMember(key)) return false;
     let load = this.stateLoads.get(key);
     if (load === undefined) {
       this.counters.misses++;
@@ -632,9 +629,13 @@ export class PersistentReadStates implements DirtyEvictionSink, FlushSink {
     return toJson(this.engine.view(slot, this.viewScratch), channelId);
   }
 
+  /** Whether the store said recently that `key` is not a membership; forgets the answer once stale. */
   private isKnownNonMember(key: string): boolean {
     const trustedUntil = this.nonMembers.get(key);
-    return trustedUntil !== undefined && trustedUntil > this.clock();
+    if (trustedUntil === undefined) return false;
+    if (trustedUntil > this.clock()) return true;
+    this.nonMembers.delete(key);
+    return false;
   }
 
   private pair(id: string): [number, number] {
