@@ -128,6 +128,11 @@ export class ChannelTable implements SlotKeys {
     return words[at + MESSAGE_EVERYONE] === 1;
   }
 
+  /** Explicit mentions kept for the window's messages. */
+  windowMentionCount(c: number): number {
+    return this.mentions.length(c);
+  }
+
   /** Explicit mentions kept for the window: calls `visit(position, userHi, userLo)` in message order. */
   forEachMention(c: number, visit: (position: number, userHi: number, userLo: number) => void): void {
     const words = this.mentions.words(c);

@@ -24,6 +24,7 @@ import { type Long, longToSnowflake, snowflakeToLong } from './cassandra-ids.js'
 import { applySchema, assertKeyspaceName } from './cassandra-schema.js';
 import { decodeWindow, encodeWindow } from './cassandra-window-blob.js';
 import { InFlightLimit } from './in-flight-limit.js';
+import { emptyWindow } from './recent-window.js';
 import type { ChannelRecord, ReadStateRecord, ReadStateStore } from './records.js';
 
 const { Client, policies, types } = cassandra;
@@ -159,7 +160,7 @@ export class CassandraReadStateStore implements ReadStateStore {
       channelId,
       messageCount: column<Long>(row, 'message_count').toNumber(),
       everyoneCount: column<Long>(row, 'everyone_count').toNumber(),
-      window: window === null ? [] : decodeWindow(window),
+      window: window === null ? emptyWindow() : decodeWindow(window),
     };
   }
 
@@ -197,30 +198,20 @@ export class CassandraReadStateStore implements ReadStateStore {
     await this.writes.run(() => this.client.execute(this.statements.deleteState, params));
   }
 
-  /**
-   * Upserts channels. A full window is ~1,000 ids to encode (about half a millisecond), so
-   * each channel is encoded in an event-loop turn of its own, just before its request: a
-   * flush of many channels never stalls the loop. The records must stay unchanged until
-   * the returned promise settles.
-   */
+  /** Upserts channels: one request each, as each is a partition of its own. */
   async writeChannels(records: readonly ChannelRecord[]): Promise<void> {
     if (records.length === 0) return;
     const timestamp = types.Long.fromNumber(nextWriteMicros());
+    const rows = records.map((record) => [
+      snowflakeToLong(record.channelId),
+      types.Long.fromNumber(record.messageCount),
+      types.Long.fromNumber(record.everyoneCount),
+      encodeWindow(record.window),
+      timestamp,
+    ]);
     await this.ensureSchema();
-    // Channels are partitions of their own: one request each, the write limit bounds them.
-    const write = async (record: ChannelRecord) => {
-      await new Promise((resolve) => setImmediate(resolve));
-      const params = [
-        snowflakeToLong(record.channelId),
-        types.Long.fromNumber(record.messageCount),
-        types.Long.fromNumber(record.everyoneCount),
-        encodeWindow(record.window),
-        timestamp,
-      ];
-      return this.client.execute(this.statements.insertChannel, params);
-    };
     await allSettledOrThrow(
-      records.map((record) => this.writes.run(() => write(record))),
+      rows.map((params) => this.writes.run(() => this.client.execute(this.statements.insertChannel, params))),
       `writeChannels (${records.length} channels)`,
     );
   }

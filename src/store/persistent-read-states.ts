@@ -18,7 +18,8 @@ import { type ChannelTable } from '../engine/channel-table.js';
 import { type DirtyEvictionSink, type FlushSink, type ReadStateTable } from '../engine/read-state-table.js';
 import { emptyView, Outcome, ReadStates, type ReadStatesOptions, type ReadStateView } from '../engine/read-states.js';
 import { formatSnowflake, parseSnowflake } from '../engine/snowflake.js';
-import type { ChannelRecord, ReadStateRecord, ReadStateStore, WindowMessage } from './records.js';
+import { MAX_WINDOW_MENTIONS, type RecentWindow, windowLength } from './recent-window.js';
+import type { ChannelRecord, ReadStateRecord, ReadStateStore } from './records.js';
 
 /** The protocol's ReadState object. */
 export interface ReadStateJson {
@@ -507,14 +508,18 @@ export class PersistentReadStates implements DirtyEvictionSink, FlushSink {
     const halves = this.pair(record.channelId);
     const channels = this.engine.channels;
     const channel = channels.findOrCreate(halves[0], halves[1]);
-    const window = record.window.slice(-channels.windowSize);
-    channels.setCounts(channel, record.messageCount - window.length, record.everyoneCount - window.filter((m) => m.mentionsEveryone).length);
-    for (const message of window) {
-      const id = this.pair(message.id);
-      channels.append(channel, id[0], id[1], message.mentionsEveryone);
-      for (const mention of message.mentions) {
-        const user = this.pair(mention);
-        channels.addMention(channel, user[0], user[1]);
+    const window = record.window;
+    const length = windowLength(window);
+    let everyoneInWindow = 0;
+    for (let i = 0; i < length; i++) everyoneInWindow += window.everyone[i];
+    channels.setCounts(channel, record.messageCount - length, record.everyoneCount - everyoneInWindow);
+    // A window stored by a process with a larger window size is replayed whole: the table
+    // keeps the newest messages and drops the mentions of the rest, as it does while running.
+    let mention = 0;
+    for (let i = 0; i < length; i++) {
+      channels.append(channel, window.ids[2 * i], window.ids[2 * i + 1], window.everyone[i] === 1);
+      for (const end = mention + window.mentionCounts[i]; mention < end; mention++) {
+        channels.addMention(channel, window.mentionedUsers[2 * mention], window.mentionedUsers[2 * mention + 1]);
       }
     }
   }
@@ -656,17 +661,29 @@ function toJson(view: ReadStateView, channelId = formatSnowflake(view.channelHi,
 }
 
 function channelRecordOf(channels: ChannelTable, channel: number): ChannelRecord {
-  const window: WindowMessage[] = [];
-  const id = new Uint32Array(2);
   const length = channels.windowLength(channel);
-  for (let i = 0; i < length; i++) {
-    const everyone = channels.windowMessage(channel, i, id);
-    window.push({ id: formatSnowflake(id[0], id[1]), mentionsEveryone: everyone, mentions: [] });
-  }
   const messageCount = channels.messageCount(channel);
+  const window: RecentWindow = {
+    ids: new Uint32Array(2 * length),
+    everyone: new Uint8Array(length),
+    mentionCounts: new Uint16Array(length),
+    mentionedUsers: new Uint32Array(2 * channels.windowMentionCount(channel)),
+  };
+  const id = new Uint32Array(2);
+  for (let i = 0; i < length; i++) {
+    window.everyone[i] = channels.windowMessage(channel, i, id) ? 1 : 0;
+    window.ids[2 * i] = id[0];
+    window.ids[2 * i + 1] = id[1];
+  }
   const firstPosition = messageCount - length + 1;
+  let mention = 0;
   channels.forEachMention(channel, (position, userHi, userLo) => {
-    window[position - firstPosition].mentions.push(formatSnowflake(userHi, userLo));
+    const i = position - firstPosition;
+    if (window.mentionCounts[i] === MAX_WINDOW_MENTIONS) throw new RangeError(`message ${i} of a window mentions more than ${MAX_WINDOW_MENTIONS} users`);
+    window.mentionCounts[i]++;
+    window.mentionedUsers[2 * mention] = userHi;
+    window.mentionedUsers[2 * mention + 1] = userLo;
+    mention++;
   });
   const channelId = formatSnowflake(channels.idHi(channel), channels.idLo(channel));
   return { channelId, messageCount, everyoneCount: channels.everyoneCount(channel), window };

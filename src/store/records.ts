@@ -6,6 +6,8 @@
 // see engine/read-states.ts), and a channel holds its counts and its window of recent
 // messages, so unread and mention counts stay exact across restarts.
 
+import type { RecentWindow } from './recent-window.js';
+
 export interface ReadStateRecord {
   userId: string;
   channelId: string;
@@ -16,13 +18,6 @@ export interface ReadStateRecord {
   pinnedAt: number;
 }
 
-export interface WindowMessage {
-  id: string;
-  mentionsEveryone: boolean;
-  /** Users explicitly mentioned (members only; empty when mentionsEveryone). */
-  mentions: string[];
-}
-
 export interface ChannelRecord {
   channelId: string;
   /** Messages ever posted. */
@@ -30,7 +25,7 @@ export interface ChannelRecord {
   /** Messages ever posted with mention_everyone. */
   everyoneCount: number;
   /** The newest messages, oldest first (at most the engine's window size). */
-  window: WindowMessage[];
+  window: RecentWindow;
 }
 
 export interface ReadStateStore {

@@ -36,6 +36,7 @@
 import { type Histogram, monitorEventLoopDelay } from 'node:perf_hooks';
 import { CassandraReadStateStore } from '../../src/store/cassandra-store.js';
 import { type CreateResult, type Failure, PersistentReadStates } from '../../src/store/persistent-read-states.js';
+import { emptyWindow } from '../../src/store/recent-window.js';
 import type { ChannelRecord, ReadStateRecord, ReadStateStore } from '../../src/store/records.js';
 import { dropKeyspace } from '../support/cassandra-nodes.js';
 import { EventLoopDelayByFlushing, EventLoopPeer } from './event-loop-peer.js';
@@ -177,7 +178,7 @@ async function main(): Promise<void> {
   if (!(await cassandra.isReady())) throw new Error(`Cassandra at ${contactPoints.join(',')} is not ready (npm run cassandra:start)`);
   try {
     log(`seeding ${layout.states} read states of ${options.users} users in ${options.channels} channels (keyspace ${keyspace})`);
-    await inBatches(layout.channelIds, 500, (ids) => cassandra.writeChannels(ids.map((channelId) => ({ channelId, messageCount: 0, everyoneCount: 0, window: [] }))));
+    await inBatches(layout.channelIds, 500, (ids) => cassandra.writeChannels(ids.map((channelId) => ({ channelId, messageCount: 0, everyoneCount: 0, window: emptyWindow() }))));
     const seed: ReadStateRecord[] = [];
     for (let i = 0; i < layout.states; i++) {
       seed.push({ userId: layout.userIds[layout.stateUser[i]], channelId: layout.channelIds[layout.stateChannel[i]], lastAckedId: null, mentionBias: 0, pinnedAt: 0 });

@@ -3,7 +3,8 @@
 
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CassandraReadStateStore } from '../../src/store/cassandra-store.js';
-import type { ChannelRecord, ReadStateRecord, WindowMessage } from '../../src/store/records.js';
+import { emptyWindow, type WindowMessage, windowOfMessages } from '../../src/store/recent-window.js';
+import type { ChannelRecord, ReadStateRecord } from '../../src/store/records.js';
 import { DEV_CONTACT_POINTS, dropKeyspace, uniqueKeyspace } from '../support/cassandra-nodes.js';
 
 const MAX_U64 = '18446744073709551615';
@@ -105,13 +106,13 @@ describe('CassandraReadStateStore', () => {
       mentionsEveryone: i % 97 === 0,
       mentions: i % 97 === 0 ? [] : i % 3 === 0 ? [MAX_U64, String(i + 1)] : [],
     }));
-    const channel: ChannelRecord = { channelId: MAX_U64, messageCount: 123_456_789_012, everyoneCount: 11, window };
-    const empty: ChannelRecord = { channelId: '61', messageCount: 0, everyoneCount: 0, window: [] };
+    const channel: ChannelRecord = { channelId: MAX_U64, messageCount: 123_456_789_012, everyoneCount: 11, window: windowOfMessages(window) };
+    const empty: ChannelRecord = { channelId: '61', messageCount: 0, everyoneCount: 0, window: emptyWindow() };
     await store.writeChannels([channel, empty]);
     expect(await store.loadChannel(MAX_U64)).toEqual(channel);
     expect(await store.loadChannel('61')).toEqual(empty);
 
-    const next: ChannelRecord = { ...channel, messageCount: channel.messageCount + 1, window: [...window.slice(1), { id: MAX_U64, mentionsEveryone: false, mentions: ['7'] }] };
+    const next: ChannelRecord = { ...channel, messageCount: channel.messageCount + 1, window: windowOfMessages([...window.slice(1), { id: MAX_U64, mentionsEveryone: false, mentions: ['7'] }]) };
     await store.writeChannels([next]);
     expect(await store.loadChannel(MAX_U64)).toEqual(next);
   });

@@ -151,6 +151,38 @@ describe('PersistentReadStates', () => {
     await restarted.stop();
   });
 
+  it('restores the newest messages, with whom they mention, when restarted with a smaller window', async () => {
+    const store = new InMemoryReadStateStore();
+    const states = new PersistentReadStates({ store, capacity: 100, flushDelayMs: 30_000, workerId: 1, windowSize: 8 });
+    states.start();
+    for (const u of [ALICE, BOB, CAROL]) await states.join(CHAN, u);
+    // Messages 0, 3 and 6 name Carol, 11 names Bob, 10 is @everyone. Restarted with a window
+    // of 4, only 8..11 are kept: Carol's mentions must be skipped, not shifted onto 11.
+    const ids: string[] = [];
+    for (let i = 0; i < 12; i++) {
+      const created = await states.createMessage(CHAN, ALICE, i === 11 ? [BOB] : i % 3 === 0 && i < 9 ? [CAROL] : [], i === 10);
+      if (created.code !== 0) throw new Error('create failed');
+      ids.push(created.messageId);
+    }
+    await states.ack(BOB, CHAN, ids[8]);
+    await states.ack(CAROL, CHAN, ids[9]);
+    const before = [states.viewOf(BOB, CHAN), states.viewOf(CAROL, CHAN)];
+    expect(before).toMatchObject([
+      { unread_count: 3, mention_count: 2 },
+      { unread_count: 2, mention_count: 1 },
+    ]);
+    await states.stop();
+    const restarted = new PersistentReadStates({ store, capacity: 100, flushDelayMs: 30_000, workerId: 1, windowSize: 4 });
+    expect([(await restarted.loadUser(BOB))[0], (await restarted.loadUser(CAROL))[0]]).toEqual(before);
+    // Acks recount mentions from the restored window: only message 11 is newer.
+    expect(await restarted.ack(BOB, CHAN, ids[10])).toMatchObject({ state: { unread_count: 1, mention_count: 1 } });
+    expect(await restarted.ack(CAROL, CHAN, ids[10])).toMatchObject({ state: { unread_count: 1, mention_count: 0 } });
+    await restarted.createMessage(CHAN, ALICE, [CAROL], false);
+    expect(restarted.viewOf(BOB, CHAN)).toMatchObject({ unread_count: 2, mention_count: 1 });
+    expect(restarted.viewOf(CAROL, CHAN)).toMatchObject({ unread_count: 2, mention_count: 1 });
+    await restarted.stop();
+  });
+
   it('leave removes the state from memory and store and reports whether there was one', async () => {
     const { store, states } = setup();
     await states.join(CHAN, ALICE);
