@@ -1,5 +1,5 @@
 /**
- * Node flags for the servers and simulators the benchmarks start, as `npm start` runs the
+ * Node flags for the servers the benchmarks start, as `npm start` runs the
  * gateway (infra/start-dev.sh): with two cores shared by gateway, load and Cassandra,
  * V8's parallel GC helpers are often not running when a scavenge needs them, and the main
  * thread waits (scavenges of 5-8 ms in heaps of 20 MB). One GC thread keeps those pauses
