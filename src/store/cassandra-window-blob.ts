@@ -11,7 +11,7 @@
 //     u32 id hi, u32 id lo, u8 flags (bit 0: mention_everyone),
 //     u16 explicit mention count, then per mention: u32 user hi, u32 user lo
 
-import { type RecentWindow, windowLength } from './recent-window.js';
+import { allocateWindow, type RecentWindow, windowLength } from './recent-window.js';
 
 const FORMAT = 1;
 const HEADER_BYTES = 5;
@@ -59,12 +59,7 @@ export function decodeWindow(blob: Buffer): RecentWindow {
   }
   if (at > blob.length) throw new RangeError('channel window blob: truncated');
   if (at < blob.length) throw new RangeError('channel window blob: trailing bytes');
-  const window: RecentWindow = {
-    ids: new Uint32Array(2 * count),
-    everyone: new Uint8Array(count),
-    mentionCounts: new Uint16Array(count),
-    mentionedUsers: new Uint32Array(2 * mentions),
-  };
+  const window = allocateWindow(count, mentions);
   at = HEADER_BYTES;
   let mention = 0;
   for (let i = 0; i < count; i++) {

@@ -18,7 +18,7 @@ import { type ChannelTable } from '../engine/channel-table.js';
 import { type DirtyEvictionSink, type FlushSink, type ReadStateTable } from '../engine/read-state-table.js';
 import { emptyView, Outcome, ReadStates, type ReadStatesOptions, type ReadStateView } from '../engine/read-states.js';
 import { formatSnowflake, parseSnowflake } from '../engine/snowflake.js';
-import { MAX_WINDOW_MENTIONS, type RecentWindow, windowLength } from './recent-window.js';
+import { allocateWindow, MAX_WINDOW_MENTIONS, windowLength } from './recent-window.js';
 import type { ChannelRecord, ReadStateRecord, ReadStateStore } from './records.js';
 
 /** The protocol's ReadState object. */
@@ -663,12 +663,7 @@ function toJson(view: ReadStateView, channelId = formatSnowflake(view.channelHi,
 function channelRecordOf(channels: ChannelTable, channel: number): ChannelRecord {
   const length = channels.windowLength(channel);
   const messageCount = channels.messageCount(channel);
-  const window: RecentWindow = {
-    ids: new Uint32Array(2 * length),
-    everyone: new Uint8Array(length),
-    mentionCounts: new Uint16Array(length),
-    mentionedUsers: new Uint32Array(2 * channels.windowMentionCount(channel)),
-  };
+  const window = allocateWindow(length, channels.windowMentionCount(channel));
   const id = new Uint32Array(2);
   for (let i = 0; i < length; i++) {
     window.everyone[i] = channels.windowMessage(channel, i, id) ? 1 : 0;

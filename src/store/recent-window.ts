@@ -30,8 +30,18 @@ export interface WindowMessage {
 /** At most this many explicit mentions per message fit the window's format. */
 export const MAX_WINDOW_MENTIONS = 0xffff;
 
+/** A window of `messages` messages and `mentions` explicit mentions in all, zero-filled. */
+export function allocateWindow(messages: number, mentions: number): RecentWindow {
+  return {
+    ids: new Uint32Array(2 * messages),
+    everyone: new Uint8Array(messages),
+    mentionCounts: new Uint16Array(messages),
+    mentionedUsers: new Uint32Array(2 * mentions),
+  };
+}
+
 export function emptyWindow(): RecentWindow {
-  return { ids: new Uint32Array(0), everyone: new Uint8Array(0), mentionCounts: new Uint16Array(0), mentionedUsers: new Uint32Array(0) };
+  return allocateWindow(0, 0);
 }
 
 export function windowLength(window: RecentWindow): number {
@@ -39,13 +49,7 @@ export function windowLength(window: RecentWindow): number {
 }
 
 export function windowOfMessages(messages: readonly WindowMessage[]): RecentWindow {
-  const mentionTotal = messages.reduce((sum, m) => sum + m.mentions.length, 0);
-  const window: RecentWindow = {
-    ids: new Uint32Array(2 * messages.length),
-    everyone: new Uint8Array(messages.length),
-    mentionCounts: new Uint16Array(messages.length),
-    mentionedUsers: new Uint32Array(2 * mentionTotal),
-  };
+  const window = allocateWindow(messages.length, messages.reduce((sum, m) => sum + m.mentions.length, 0));
   let mention = 0;
   messages.forEach((message, i) => {
     if (message.mentions.length > MAX_WINDOW_MENTIONS) throw new RangeError(`a window message mentions at most ${MAX_WINDOW_MENTIONS} users`);
