@@ -14,7 +14,9 @@
 //   a newer one, and a write of a state captured before a leave never brings it back.
 // - Requests in flight are bounded (InFlightLimit), reads and writes apart: a load on miss
 //   never queues behind a flush of thousands of rows. writeStates sends one unlogged batch
-//   per user (one partition, so one mutation on one replica set and no batch log).
+//   per user (one partition, so one mutation on one replica set and no batch log). A write
+//   call may ask for fewer of its own requests in flight (WriteOptions): write-behind uses
+//   that to trickle instead of burst.
 // - LOCAL_QUORUM for reads and writes: with RF 1 it is ONE; with RF 3 a restarted service
 //   reads back what it wrote.
 
@@ -25,7 +27,7 @@ import { applySchema, assertKeyspaceName } from './cassandra-schema.js';
 import { decodeWindow, encodeWindow } from './cassandra-window-blob.js';
 import { InFlightLimit } from './in-flight-limit.js';
 import { emptyWindow } from './recent-window.js';
-import type { ChannelRecord, ReadStateRecord, ReadStateStore } from './records.js';
+import type { ChannelRecord, ReadStateRecord, ReadStateStore, WriteOptions } from './records.js';
 
 const { Client, policies, types } = cassandra;
 type Client = cassandra.Client;
@@ -164,7 +166,7 @@ export class CassandraReadStateStore implements ReadStateStore {
     };
   }
 
-  async writeStates(records: readonly ReadStateRecord[]): Promise<void> {
+  async writeStates(records: readonly ReadStateRecord[], options?: WriteOptions): Promise<void> {
     if (records.length === 0) return;
     const timestamp = types.Long.fromNumber(nextWriteMicros());
     // Encode every record before the first await: a malformed one fails the call before any
@@ -184,11 +186,11 @@ export class CassandraReadStateStore implements ReadStateStore {
       else rows.push(params);
     }
     await this.ensureSchema();
-    const requests: Promise<unknown>[] = [];
+    const requests: Array<() => Promise<unknown>> = [];
     for (const rows of byUser.values()) {
-      for (let at = 0; at < rows.length; at += MAX_BATCH_ROWS) requests.push(this.writePartition(rows.slice(at, at + MAX_BATCH_ROWS)));
+      for (let at = 0; at < rows.length; at += MAX_BATCH_ROWS) requests.push(() => this.writePartition(rows.slice(at, at + MAX_BATCH_ROWS)));
     }
-    await allSettledOrThrow(requests, `writeStates (${records.length} records)`);
+    await sendAll(requests, options?.maxInFlight, `writeStates (${records.length} records)`);
   }
 
   async deleteState(userId: string, channelId: string): Promise<void> {
@@ -199,7 +201,7 @@ export class CassandraReadStateStore implements ReadStateStore {
   }
 
   /** Upserts channels: one request each, as each is a partition of its own. */
-  async writeChannels(records: readonly ChannelRecord[]): Promise<void> {
+  async writeChannels(records: readonly ChannelRecord[], options?: WriteOptions): Promise<void> {
     if (records.length === 0) return;
     const timestamp = types.Long.fromNumber(nextWriteMicros());
     const rows = records.map((record) => [
@@ -210,8 +212,9 @@ export class CassandraReadStateStore implements ReadStateStore {
       timestamp,
     ]);
     await this.ensureSchema();
-    await allSettledOrThrow(
-      rows.map((params) => this.writes.run(() => this.client.execute(this.statements.insertChannel, params))),
+    await sendAll(
+      rows.map((params) => () => this.writes.run(() => this.client.execute(this.statements.insertChannel, params))),
+      options?.maxInFlight,
       `writeChannels (${records.length} channels)`,
     );
   }
@@ -295,11 +298,27 @@ function column<T extends Long | number>(row: Row, name: string): T {
   return value as T;
 }
 
-/** Waits for every request, so none is still running when the call fails, then throws the first error. */
-async function allSettledOrThrow(requests: Promise<unknown>[], what: string): Promise<void> {
-  const results = await Promise.allSettled(requests);
-  const failures = results.filter((r): r is PromiseRejectedResult => r.status === 'rejected');
-  if (failures.length > 0) {
-    throw new Error(`${what}: ${failures.length} of ${results.length} requests failed`, { cause: failures[0].reason });
-  }
+/**
+ * Sends the requests, at most `maxInFlight` at a time (all at once when undefined; the store's
+ * own limit still applies). After a failure no further request is sent, as the caller retries
+ * the whole call; the call waits for those in flight, so none is still running when it
+ * throws the first error.
+ */
+async function sendAll(requests: ReadonlyArray<() => Promise<unknown>>, maxInFlight: number | undefined, what: string): Promise<void> {
+  let next = 0;
+  let failed = 0;
+  let firstError: unknown;
+  const lane = async () => {
+    while (next < requests.length && failed === 0) {
+      const request = requests[next++];
+      try {
+        await request();
+      } catch (error) {
+        if (failed++ === 0) firstError = error;
+      }
+    }
+  };
+  const lanes = Math.min(maxInFlight ?? requests.length, requests.length);
+  await Promise.all(Array.from({ length: lanes }, lane));
+  if (failed > 0) throw new Error(`${what}: ${failed} of ${next} requests sent failed`, { cause: firstError });
 }

@@ -28,6 +28,11 @@ export interface ChannelRecord {
   window: RecentWindow;
 }
 
+export interface WriteOptions {
+  /** This call's requests in flight at once, at most (default: as many as the store allows). */
+  maxInFlight?: number;
+}
+
 export interface ReadStateStore {
   /** Every read state of the user: one per channel the user is a member of. */
   loadUserStates(userId: string): Promise<ReadStateRecord[]>;
@@ -36,11 +41,11 @@ export interface ReadStateStore {
   /** The channel, or null when it has never had a member. */
   loadChannel(channelId: string): Promise<ChannelRecord | null>;
   /** Upserts read states (idempotent: writing the same record twice is harmless). */
-  writeStates(records: readonly ReadStateRecord[]): Promise<void>;
+  writeStates(records: readonly ReadStateRecord[], options?: WriteOptions): Promise<void>;
   /** Removes a membership with its read state. */
   deleteState(userId: string, channelId: string): Promise<void>;
   /** Upserts channels. */
-  writeChannels(records: readonly ChannelRecord[]): Promise<void>;
+  writeChannels(records: readonly ChannelRecord[], options?: WriteOptions): Promise<void>;
   /** True when the store answers and its schema is in place. */
   isReady(): Promise<boolean>;
   close(): Promise<void>;

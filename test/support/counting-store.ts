@@ -2,7 +2,7 @@
 // writes and loads the write-behind layer made and when. Every call goes through to the
 // wrapped store unchanged: this observes, it does not fake.
 
-import type { ChannelRecord, ReadStateRecord, ReadStateStore } from '../../src/store/records.js';
+import type { ChannelRecord, ReadStateRecord, ReadStateStore, WriteOptions } from '../../src/store/records.js';
 
 export interface StateWrite {
   record: ReadStateRecord;
@@ -47,23 +47,23 @@ export class CountingReadStateStore implements ReadStateStore {
     return this.inner.loadChannel(channelId);
   }
 
-  writeStates(records: readonly ReadStateRecord[]): Promise<void> {
+  writeStates(records: readonly ReadStateRecord[], options?: WriteOptions): Promise<void> {
     if (this.keepRecords) {
       const at = Date.now();
       for (const record of records) this.stateWrites.push({ record: { ...record }, at });
     } else {
       this.stateWritesCounted += records.length;
     }
-    return this.inner.writeStates(records);
+    return this.inner.writeStates(records, options);
   }
 
   deleteState(userId: string, channelId: string): Promise<void> {
     return this.inner.deleteState(userId, channelId);
   }
 
-  writeChannels(records: readonly ChannelRecord[]): Promise<void> {
+  writeChannels(records: readonly ChannelRecord[], options?: WriteOptions): Promise<void> {
     this.channelWrites += records.length;
-    return this.inner.writeChannels(records);
+    return this.inner.writeChannels(records, options);
   }
 
   isReady(): Promise<boolean> {
