@@ -52,6 +52,7 @@ export class GatewayMetrics {
     gauge('readstate_engine_capacity', 'Read states the memory table can hold', (s) => s.capacity);
     gauge('readstate_dirty', 'Read states changed and not yet written', (s) => s.dirty);
     gauge('readstate_pending_writes', 'Read states handed to the store and not yet confirmed', (s) => s.pendingWrites);
+    gauge('readstate_write_lag_seconds', 'How long the oldest write waiting for the store has waited', (s) => s.writeLagMs / 1000);
     gauge('readstate_cache_hit_ratio', 'Hits / (hits + misses) of the read-state cache since start', (s) =>
       s.hits + s.misses === 0 ? 1 : s.hits / (s.hits + s.misses),
     );

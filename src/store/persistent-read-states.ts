@@ -7,6 +7,11 @@
 // - Writes: a changed state is written flushDelayMs after its first unflushed change (later
 //   changes ride along), at once when evicted, and everything on stop(). Memberships (join,
 //   leave) are written through before they are acknowledged.
+// - Write-behind trickles: a few requests in flight (writeBehindInFlight) while the oldest
+//   queued write is younger than a third of flushDelayMs, the store's full concurrency once
+//   it is older (and on stop). Thousands of rows fall due together every flush window; sent
+//   32 at a time they burst the store node, and on a shared machine that burst is what the
+//   event loop feels. The age rule keeps the kill -9 bound near one flush window.
 // - Faults: a record handed to the store stays in `unconfirmed` until a write succeeds; a
 //   failed write is retried with backoff, a newer copy supersedes an older one, and loads
 //   read unconfirmed copies before the store, so nothing is lost or overwritten with older
@@ -19,7 +24,8 @@ import { type DirtyEvictionSink, type FlushSink, type ReadStateTable } from '../
 import { emptyView, Outcome, ReadStates, type ReadStatesOptions, type ReadStateView } from '../engine/read-states.js';
 import { formatSnowflake, parseSnowflake } from '../engine/snowflake.js';
 import { allocateWindow, MAX_WINDOW_MENTIONS, windowLength } from './recent-window.js';
-import type { ChannelRecord, ReadStateRecord, ReadStateStore } from './records.js';
+import type { ChannelRecord, ReadStateRecord, ReadStateStore, WriteOptions } from './records.js';
+import { WriteQueue } from './write-queue.js';
 
 /** The protocol's ReadState object. */
 export interface ReadStateJson {
@@ -55,6 +61,8 @@ export interface PersistentReadStatesOptions {
   maxPendingWrites?: number;
   /** Records per store call. */
   writeBatchSize?: number;
+  /** Store requests in flight for write-behind while it keeps up (default 2; see the header). */
+  writeBehindInFlight?: number;
   clock?: () => number;
   log?: Logger;
   /** Benchmark-only: another table implementation (see ReadStatesOptions.createTable). */
@@ -74,6 +82,8 @@ export interface PersistentReadStatesStats {
   writeErrors: number;
   loadErrors: number;
   pendingWrites: number;
+  /** How long the oldest queued write has waited for the store; 0 when none waits. */
+  writeLagMs: number;
 }
 
 const RETRY_BASE_MS = 100;
@@ -87,6 +97,7 @@ const MAX_NON_MEMBERS = 100_000;
 const FLUSH_CHUNK = 256;
 /** Channels serialised and written per store call. */
 const CHANNELS_PER_WRITE = 8;
+const WRITE_BEHIND_IN_FLIGHT = 2;
 
 const keyOf = (userId: string, channelId: string) => `${userId}:${channelId}`;
 
@@ -98,6 +109,7 @@ export class PersistentReadStates implements DirtyEvictionSink, FlushSink {
   private readonly maxPendingWrites: number;
   private readonly writeBatchSize: number;
   private readonly flushDelayMs: number;
+  private readonly trickle: WriteOptions;
 
   private readonly channelLoads = new Map<string, Promise<boolean>>();
   private readonly stateLoads = new Map<string, Promise<boolean>>();
@@ -110,10 +122,10 @@ export class PersistentReadStates implements DirtyEvictionSink, FlushSink {
   private readonly nonMembers = new Map<string, number>();
   /** Every record handed to the store and not yet confirmed written, by key. */
   private readonly unconfirmed = new Map<string, ReadStateRecord>();
-  private writeQueue: ReadStateRecord[] = [];
+  private readonly writeQueue = new WriteQueue<ReadStateRecord>();
   /** Channel slot -> when its first unwritten change happened. */
   private readonly dirtyChannels = new Map<number, number>();
-  private channelQueue: number[] = [];
+  private readonly channelQueue = new WriteQueue<number>();
   private writing = false;
   private failures = 0;
   private retryAt = 0;
@@ -138,6 +150,7 @@ export class PersistentReadStates implements DirtyEvictionSink, FlushSink {
     this.flushDelayMs = options.flushDelayMs;
     this.maxPendingWrites = options.maxPendingWrites ?? 200_000;
     this.writeBatchSize = options.writeBatchSize ?? 500;
+    this.trickle = { maxInFlight: options.writeBehindInFlight ?? WRITE_BEHIND_IN_FLIGHT };
     this.engine = new ReadStates({
       capacity: options.capacity,
       flushDelayMs: options.flushDelayMs,
@@ -162,6 +175,7 @@ export class PersistentReadStates implements DirtyEvictionSink, FlushSink {
       dirtyChannels: this.dirtyChannels.size,
       evictions: table.evictions,
       pendingWrites: this.unconfirmed.size,
+      writeLagMs: this.writeLagMs(),
       ...this.counters,
     };
   }
@@ -190,7 +204,7 @@ export class PersistentReadStates implements DirtyEvictionSink, FlushSink {
     clearInterval(this.tickTimer);
     clearInterval(this.probeTimer);
     this.engine.table.takeAllDirty(this);
-    for (const channel of this.dirtyChannels.keys()) this.channelQueue.push(channel);
+    for (const channel of this.dirtyChannels.keys()) this.channelQueue.push(channel, this.clock());
     this.dirtyChannels.clear();
     const deadline = this.clock() + STOP_DEADLINE_MS;
     while (this.unconfirmed.size > 0 || this.channelQueue.length > 0 || this.writing) {
@@ -541,7 +555,7 @@ export class PersistentReadStates implements DirtyEvictionSink, FlushSink {
     for (const [channel, since] of this.dirtyChannels) {
       if (now - since < this.flushDelayMs || channelsDue === FLUSH_CHUNK) break;
       this.dirtyChannels.delete(channel);
-      this.channelQueue.push(channel);
+      this.channelQueue.push(channel, now);
       channelsDue++;
     }
     void this.drain();
@@ -550,7 +564,7 @@ export class PersistentReadStates implements DirtyEvictionSink, FlushSink {
 
   private enqueue(record: ReadStateRecord): void {
     this.unconfirmed.set(keyOf(record.userId, record.channelId), record);
-    this.writeQueue.push(record);
+    this.writeQueue.push(record, this.clock());
   }
 
   /** Sends queued records and channels to the store, one batch at a time, backing off after failures. */
@@ -562,28 +576,32 @@ export class PersistentReadStates implements DirtyEvictionSink, FlushSink {
         if (this.clock() < this.retryAt) break;
         if (this.channelQueue.length > 0) {
           // Serialising a channel's window of up to 1,000 messages is the costly part: few per turn.
-          const channels = this.channelQueue.splice(0, CHANNELS_PER_WRITE);
+          const { items: channels, since } = this.channelQueue.take(CHANNELS_PER_WRITE);
           try {
-            await this.store.writeChannels(channels.map((c) => channelRecordOf(this.engine.channels, c)));
+            await this.store.writeChannels(
+              channels.map((c) => channelRecordOf(this.engine.channels, c)),
+              this.writeOptions(since),
+            );
             this.succeeded(channels.length);
           } catch (error) {
-            this.channelQueue.unshift(...channels);
+            this.channelQueue.putBack(channels, since);
             this.failed(error);
           }
           continue;
         }
+        const { items, since } = this.writeQueue.take(this.writeBatchSize);
         // Skip records a newer copy (or a leave) has superseded.
-        const batch = this.writeQueue.splice(0, this.writeBatchSize).filter((r) => this.unconfirmed.get(keyOf(r.userId, r.channelId)) === r);
+        const batch = items.filter((r) => this.unconfirmed.get(keyOf(r.userId, r.channelId)) === r);
         if (batch.length === 0) continue;
         try {
-          await this.store.writeStates(batch);
+          await this.store.writeStates(batch, this.writeOptions(since));
           for (const record of batch) {
             const key = keyOf(record.userId, record.channelId);
             if (this.unconfirmed.get(key) === record) this.unconfirmed.delete(key);
           }
           this.succeeded(batch.length);
         } catch (error) {
-          this.writeQueue.unshift(...batch);
+          this.writeQueue.putBack(batch, since);
           this.failed(error);
         }
       }
@@ -593,6 +611,16 @@ export class PersistentReadStates implements DirtyEvictionSink, FlushSink {
     if (!this.stopped && (this.writeQueue.length > 0 || this.channelQueue.length > 0)) {
       setTimeout(() => void this.drain(), Math.max(0, this.retryAt - this.clock())).unref();
     }
+  }
+
+  private writeLagMs(): number {
+    const oldest = Math.min(this.writeQueue.oldestQueuedAt ?? Infinity, this.channelQueue.oldestQueuedAt ?? Infinity);
+    return oldest === Infinity ? 0 : this.clock() - oldest;
+  }
+
+  /** Trickle while the oldest queued write (queued at `since`) is young; full speed once behind or stopping. */
+  private writeOptions(since: number): WriteOptions | undefined {
+    return this.stopped || this.clock() - since > this.flushDelayMs / 3 ? undefined : this.trickle;
   }
 
   private succeeded(records: number): void {

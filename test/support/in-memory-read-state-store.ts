@@ -2,7 +2,7 @@
 // taken "down" (every call rejects) to exercise retries. Not used against real data: the
 // integration tests talk to a real Cassandra node.
 
-import type { ChannelRecord, ReadStateRecord, ReadStateStore } from '../../src/store/records.js';
+import type { ChannelRecord, ReadStateRecord, ReadStateStore, WriteOptions } from '../../src/store/records.js';
 
 export class InMemoryReadStateStore implements ReadStateStore {
   readonly states = new Map<string, ReadStateRecord>();
@@ -11,6 +11,8 @@ export class InMemoryReadStateStore implements ReadStateStore {
   stateWrites = 0;
   channelWrites = 0;
   loads = 0;
+  /** The options of every successful writeStates/writeChannels call, in order. */
+  readonly writeOptions: Array<WriteOptions | undefined> = [];
 
   async loadUserStates(userId: string): Promise<ReadStateRecord[]> {
     this.check();
@@ -31,10 +33,11 @@ export class InMemoryReadStateStore implements ReadStateStore {
     return record === undefined ? null : structuredClone(record);
   }
 
-  async writeStates(records: readonly ReadStateRecord[]): Promise<void> {
+  async writeStates(records: readonly ReadStateRecord[], options?: WriteOptions): Promise<void> {
     this.check();
     for (const r of records) this.states.set(`${r.userId}:${r.channelId}`, { ...r });
     this.stateWrites += records.length;
+    this.writeOptions.push(options);
   }
 
   async deleteState(userId: string, channelId: string): Promise<void> {
@@ -42,10 +45,11 @@ export class InMemoryReadStateStore implements ReadStateStore {
     this.states.delete(`${userId}:${channelId}`);
   }
 
-  async writeChannels(records: readonly ChannelRecord[]): Promise<void> {
+  async writeChannels(records: readonly ChannelRecord[], options?: WriteOptions): Promise<void> {
     this.check();
     for (const r of records) this.channels.set(r.channelId, structuredClone(r));
     this.channelWrites += records.length;
+    this.writeOptions.push(options);
   }
 
   async isReady(): Promise<boolean> {

@@ -110,6 +110,42 @@ describe('PersistentReadStates', () => {
     expect(store.states.get(`${BOB}:${CHAN}`)).toMatchObject({ lastAckedId: created.messageId });
   });
 
+  it('trickles write-behind while it keeps up, and writes at full concurrency once behind or stopping', async () => {
+    const { store, states } = setup({ flushDelayMs: 30_000 });
+    await states.join(CHAN, ALICE);
+    await states.join(CHAN, BOB);
+    const sendMessage = async () => {
+      const created = await states.createMessage(CHAN, ALICE, [BOB], false);
+      if (created.code !== 0) throw new Error('create failed');
+    };
+    const optionsSince = (from: number) => store.writeOptions.slice(from);
+
+    await sendMessage();
+    let from = store.writeOptions.length;
+    await vi.advanceTimersByTimeAsync(31_000);
+    expect(optionsSince(from).length).toBeGreaterThan(0);
+    expect(optionsSince(from)).toEqual(optionsSince(from).map(() => ({ maxInFlight: 2 })));
+    expect(states.stats.writeLagMs).toBe(0);
+
+    // Queued writes that waited more than a third of the window go out at full concurrency.
+    await sendMessage();
+    store.down = true;
+    await vi.advanceTimersByTimeAsync(30_000 + 11_000);
+    expect(states.stats.writeLagMs).toBeGreaterThan(10_000);
+    from = store.writeOptions.length;
+    store.down = false;
+    await vi.advanceTimersByTimeAsync(6_000);
+    expect(optionsSince(from).length).toBeGreaterThan(0);
+    expect(optionsSince(from)).toEqual(optionsSince(from).map(() => undefined));
+    expect(states.stats.writeLagMs).toBe(0);
+
+    await sendMessage();
+    from = store.writeOptions.length;
+    await states.stop();
+    expect(optionsSince(from).length).toBeGreaterThan(0);
+    expect(optionsSince(from)).toEqual(optionsSince(from).map(() => undefined));
+  });
+
   it('never drops a dirty state to make room while the store is down', async () => {
     const { store, states } = setup({ capacity: 2, maxPendingWrites: 1 });
     await states.join(CHAN, ALICE);
