@@ -28,7 +28,7 @@
 //
 //   npm run bench:store -- --json
 //   npm run bench:store -- --rate 20000 --zipf 1.1 --flush-delay-ms 10000 --warmup-s 10 --measure-s 30
-//   (also --users, --channels, --channels-per-user, --write-batch-size)
+//   (also --users, --channels, --channels-per-user, --write-batch-size, --write-behind-in-flight)
 //
 // Needs a Cassandra node (CASSANDRA_CONTACT_POINTS, default 127.0.0.1:9042); uses a keyspace
 // of its own and drops it at the end. Progress on stderr; one JSON line on stdout with --json.
@@ -37,7 +37,7 @@ import { type Histogram, monitorEventLoopDelay } from 'node:perf_hooks';
 import { CassandraReadStateStore } from '../../src/store/cassandra-store.js';
 import { type CreateResult, type Failure, PersistentReadStates } from '../../src/store/persistent-read-states.js';
 import { emptyWindow } from '../../src/store/recent-window.js';
-import type { ChannelRecord, ReadStateRecord, ReadStateStore } from '../../src/store/records.js';
+import type { ChannelRecord, ReadStateRecord, ReadStateStore, WriteOptions } from '../../src/store/records.js';
 import { dropKeyspace } from '../support/cassandra-nodes.js';
 import { EventLoopDelayByFlushing, EventLoopPeer } from './event-loop-peer.js';
 import { CountingReadStateStore } from '../support/counting-store.js';
@@ -54,6 +54,8 @@ interface Options {
   measureS: number;
   /** Records per store call in PersistentReadStates; undefined keeps its default. */
   writeBatchSize: number | undefined;
+  /** Write-behind requests in flight while it keeps up; undefined keeps the default. */
+  writeBehindInFlight: number | undefined;
   json: boolean;
 }
 
@@ -75,6 +77,7 @@ function parseOptions(argv: string[]): Options {
     warmupS: value('warmup-s', 30),
     measureS: value('measure-s', 60),
     writeBatchSize: argv.includes('--write-batch-size') ? value('write-batch-size', 0) : undefined,
+    writeBehindInFlight: argv.includes('--write-behind-in-flight') ? value('write-behind-in-flight', 0) : undefined,
     json: argv.includes('--json'),
   };
   if (options.zipf === 1) throw new Error('--zipf must not be exactly 1 (the sampler inverts x^(1-s))');
@@ -137,12 +140,12 @@ class FlushWatchingStore extends CountingReadStateStore {
     return this.flushingTotal + (this.inFlight > 0 ? performance.now() - this.flushingSince : 0);
   }
 
-  override writeStates(records: readonly ReadStateRecord[]): Promise<void> {
-    return this.watch(super.writeStates(records));
+  override writeStates(records: readonly ReadStateRecord[], options?: WriteOptions): Promise<void> {
+    return this.watch(super.writeStates(records, options));
   }
 
-  override writeChannels(records: readonly ChannelRecord[]): Promise<void> {
-    return this.watch(super.writeChannels(records));
+  override writeChannels(records: readonly ChannelRecord[], options?: WriteOptions): Promise<void> {
+    return this.watch(super.writeChannels(records, options));
   }
 
   private async watch(write: Promise<void>): Promise<void> {
@@ -193,6 +196,7 @@ async function main(): Promise<void> {
       flushDelayMs: options.flushDelayMs,
       workerId: 1,
       writeBatchSize: options.writeBatchSize,
+      writeBehindInFlight: options.writeBehindInFlight,
     });
     states.start();
     log('loading every user');
