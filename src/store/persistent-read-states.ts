@@ -11,7 +11,7 @@
 //   queued write is younger than a third of flushDelayMs, the store's full concurrency once
 //   it is older (and on stop). Thousands of rows fall due together every flush window; sent
 //   32 at a time they burst the store node, and on a shared machine that burst is what the
-//   event loop feels. The age rule keeps the kill -9 bound near one flush window.
+//   event loop feels. The age rule bounds what kill -9 can lose: 1⅓ windows when behind.
 // - Faults: a record handed to the store stays in `unconfirmed` until a write succeeds; a
 //   failed write is retried with backoff, a newer copy supersedes an older one, and loads
 //   read unconfirmed copies before the store, so nothing is lost or overwritten with older

@@ -1,6 +1,7 @@
 // kill -9 of the service process loses at most the last flush window: every change it
 // acknowledged more than flushDelayMs (plus one flush tick and the write) before it died is
-// in Cassandra.
+// in Cassandra. This traffic is light enough for write-behind's trickle to keep up; a
+// backlog could add up to a third of a window (see persistent-read-states.ts).
 
 import { type ChildProcess, fork } from 'node:child_process';
 import { once } from 'node:events';
