@@ -10,6 +10,8 @@
 // Prints one JSON line per table:
 //   {impl, preload, seconds, medianP99us, maxP99us, maxUs, spikeSeconds, rssMB, ...}
 // spikeSeconds counts the seconds whose p99 exceeds 3 x the run's median per-second p99.
+// hostStealPct is the VM's CPU steal over the measured seconds and spikeHostStealPct over the
+// spike seconds alone (host-steal.ts): far above the first, the host made those seconds slow.
 // Writes the series and the conditions to <out>/gc-spikes-<N>.json and the chart of both
 // runs to <out>/gc-spikes-<N>.svg (default out: test/bench/results). `--chart-from FILE`
 // redraws the chart of an earlier results file.
@@ -30,6 +32,7 @@ import { type SecondSample, spikeStats } from '../../client-sim/latency.js';
 import { freePort } from '../support/free-port.js';
 import { SERVER_NODE_FLAGS } from './node-flags.js';
 import { type GatewaySecond, renderSpikeChart } from './gc-spikes-chart.js';
+import { HostStealSampler } from './host-steal.js';
 import { TABLE_IMPLS, type TableImpl } from './lru-cache-read-state-table.js';
 
 const HERE = dirname(fileURLToPath(import.meta.url));
@@ -83,12 +86,19 @@ interface RunResult {
   updatesPerSecond: number;
   missedUpdates: number;
   simulatorLoopDelayMaxUs: number;
+  /** Mean CPU steal (% of all CPU time) over the measured seconds, and over the spike seconds alone (0 without any). */
+  hostStealPct: number;
+  spikeHostStealPct: number;
 }
 
 interface Run {
   result: RunResult;
+  /** Epoch ms of the first measured second's start: lines the series up with other logs (the store node's GC log, /proc/stat). */
+  measureStartedAt: number;
   series: SecondSample[];
   gateway: GatewaySecond[];
+  /** CPU steal, % of all CPU time, per measured second. */
+  hostStealPct: number[];
 }
 
 interface Conditions {
@@ -281,14 +291,19 @@ async function runOne(impl: TableImpl, preload: number, seconds: number): Promis
   process.stderr.write(`${impl}: ready on port ${gateway.port} (preload ${gateway.ready.preloadMs} ms, heap ${gateway.ready.heapUsedMB} MiB, rss ${gateway.ready.rssMB} MiB)\n`);
   let peakRss = rssOf(gateway.child.pid!);
   const sampler = setInterval(() => (peakRss = Math.max(peakRss, rssOf(gateway.child.pid!))), 1000);
+  const steal = new HostStealSampler();
+  steal.start();
   try {
     const sim = await runSimulator(gateway.port, seconds);
     const perGatewaySecond = gatewaySeconds(gateway.reports, sim.measureStartedAt, seconds);
+    const stealPerSecond = steal.perSecond(sim.measureStartedAt, seconds);
+    const spikes = spikeStats(sim.perSecond, SPIKE_FACTOR);
+    const spikeSeconds = sim.perSecond.filter((s) => s.count > 0 && s.p99us > SPIKE_FACTOR * spikes.medianP99us);
     const result: RunResult = {
       impl,
       preload,
       seconds,
-      ...spikeStats(sim.perSecond, SPIKE_FACTOR),
+      ...spikes,
       rssMB: peakRss,
       p50us: sim.latency.all.p50us,
       p999us: sim.latency.all.p999us,
@@ -301,12 +316,20 @@ async function runOne(impl: TableImpl, preload: number, seconds: number): Promis
       updatesPerSecond: Math.round(sim.latency.all.count / seconds),
       missedUpdates: sim.missedUpdates,
       simulatorLoopDelayMaxUs: sim.simulatorLoopDelay.maxUs,
+      hostStealPct: meanOf(stealPerSecond),
+      spikeHostStealPct: meanOf(spikeSeconds.map((s) => stealPerSecond[s.t - 1] ?? 0)),
     };
-    return { result, series: sim.perSecond, gateway: perGatewaySecond };
+    return { result, measureStartedAt: sim.measureStartedAt, series: sim.perSecond, gateway: perGatewaySecond, hostStealPct: stealPerSecond };
   } finally {
     clearInterval(sampler);
+    steal.stop();
     await stopGateway(gateway);
   }
+}
+
+/** Mean, to one decimal; 0 for none. */
+function meanOf(values: readonly number[]): number {
+  return values.length === 0 ? 0 : Math.round((10 * values.reduce((sum, v) => sum + v, 0)) / values.length) / 10;
 }
 
 async function writeChart(results: ResultsFile, path: string): Promise<void> {
