@@ -45,6 +45,4 @@ fi
 # One GC thread: the read states live off-heap in typed arrays, so the V8 heap stays small
 # and parallel GC helpers buy little; on a few shared cores they contend with the event
 # loop, and a scavenge then waits on a helper that is not running (README, GC spikes).
-# No memory reducer: its compacting full GC, run to return a few MB of heap to the OS, was
-# the one long GC pause (19-40 ms) of the gateway's benchmark runs (test/bench/node-flags.ts).
-exec node --single-threaded-gc --no-memory-reducer dist/src/main.js
+exec node --single-threaded-gc dist/src/main.js
