@@ -305,20 +305,17 @@ function column<T extends Long | number>(row: Row, name: string): T {
  * throws the first error.
  */
 async function sendAll(requests: ReadonlyArray<() => Promise<unknown>>, maxInFlight: number | undefined, what: string): Promise<void> {
-  let next = 0;
-  let failed = 0;
-  let firstError: unknown;
-  const lane = async () => {
-    while (next < requests.length && failed === 0) {
-      const request = requests[next++];
-      try {
-        await request();
-      } catch (error) {
-        if (failed++ === 0) firstError = error;
-      }
-    }
-  };
-  const lanes = Math.min(maxInFlight ?? requests.length, requests.length);
-  await Promise.all(Array.from({ length: lanes }, lane));
-  if (failed > 0) throw new Error(`${what}: ${failed} of ${next} requests sent failed`, { cause: firstError });
+  const limit = new InFlightLimit(maxInFlight ?? requests.length);
+  let sent = 0;
+  const errors: unknown[] = [];
+  await Promise.all(
+    requests.map((request) =>
+      limit.run(async () => {
+        if (errors.length > 0) return;
+        sent++;
+        await request().catch((error: unknown) => errors.push(error));
+      }),
+    ),
+  );
+  if (errors.length > 0) throw new Error(`${what}: ${errors.length} of ${sent} requests sent failed`, { cause: errors[0] });
 }
