@@ -54,6 +54,11 @@ export function summarize(histogram: Histogram): LatencySummary {
   };
 }
 
+/** The measured seconds whose p99 exceeds `factor` times the run's median per-second p99. */
+export function spikeSecondsOf(series: readonly SecondSample[], factor: number, medianP99us: number): SecondSample[] {
+  return series.filter((s) => s.count > 0 && s.p99us > factor * medianP99us);
+}
+
 /** Median of the per-second p99s, and how many seconds exceed `factor` times it. */
 export function spikeStats(series: readonly SecondSample[], factor: number): { medianP99us: number; maxP99us: number; maxUs: number; spikeSeconds: number } {
   const measured = series.filter((s) => s.count > 0);
@@ -65,6 +70,6 @@ export function spikeStats(series: readonly SecondSample[], factor: number): { m
     medianP99us,
     maxP99us: p99s[p99s.length - 1],
     maxUs: Math.max(...measured.map((s) => s.maxUs)),
-    spikeSeconds: measured.filter((s) => s.p99us > factor * medianP99us).length,
+    spikeSeconds: spikeSecondsOf(measured, factor, medianP99us).length,
   };
 }

@@ -28,7 +28,7 @@ import { dirname, join, resolve } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { type SecondSample, spikeStats } from '../../client-sim/latency.js';
+import { type SecondSample, spikeSecondsOf, spikeStats } from '../../client-sim/latency.js';
 import { freePort } from '../support/free-port.js';
 import { SERVER_NODE_FLAGS } from './node-flags.js';
 import { type GatewaySecond, renderSpikeChart } from './gc-spikes-chart.js';
@@ -261,19 +261,25 @@ function runSimulator(port: number, seconds: number): Promise<SimSummary> {
 }
 
 /**
- * The gateway's reports laid over the simulator's seconds: second t spans
- * [measureStartedAt + (t-1) s, measureStartedAt + t s). A GC pause falls in the second it
+ * Index (t - 1) of the simulator's second that holds `epochMs`: second t spans
+ * [measureStartedAt + (t-1) s, measureStartedAt + t s).
+ */
+function secondIndex(epochMs: number, measureStartedAt: number): number {
+  return Math.floor((epochMs - measureStartedAt) / 1000);
+}
+
+/**
+ * The gateway's reports laid over the simulator's seconds. A GC pause falls in the second it
  * started in; a loop-delay maximum (over the second before its report) in the second that
  * holds that second's middle.
  */
 function gatewaySeconds(reports: readonly GatewayReport[], measureStartedAt: number, seconds: number): GatewaySecond[] {
   const out: GatewaySecond[] = Array.from({ length: seconds }, (_, i) => ({ t: i + 1, gcMaxMs: 0, gcMaxKind: 0, gcMs: 0, loopDelayMaxMs: 0 }));
-  const secondOf = (epochMs: number) => Math.floor((epochMs - measureStartedAt) / 1000);
   for (const report of reports) {
-    const i = secondOf(report.at - 500);
+    const i = secondIndex(report.at - 500, measureStartedAt);
     if (i >= 0 && i < seconds) out[i].loopDelayMaxMs = Math.max(out[i].loopDelayMaxMs, report.loopDelayMaxMs);
     for (const [startedAt, ms, kind] of report.gcPauses) {
-      const j = secondOf(startedAt);
+      const j = secondIndex(startedAt, measureStartedAt);
       if (j < 0 || j >= seconds) continue;
       if (ms > out[j].gcMaxMs) {
         out[j].gcMaxMs = ms;
@@ -281,6 +287,16 @@ function gatewaySeconds(reports: readonly GatewayReport[], measureStartedAt: num
       }
       out[j].gcMs = Math.round((out[j].gcMs + ms) * 100) / 100;
     }
+  }
+  return out;
+}
+
+/** CPU steal per simulator second: a one-second sample falls, like a loop-delay maximum, in the second that holds its middle. */
+function stealSeconds(samples: readonly [number, number][], measureStartedAt: number, seconds: number): number[] {
+  const out = new Array<number>(seconds).fill(0);
+  for (const [at, pct] of samples) {
+    const i = secondIndex(at - 500, measureStartedAt);
+    if (i >= 0 && i < seconds) out[i] = pct;
   }
   return out;
 }
@@ -296,9 +312,9 @@ async function runOne(impl: TableImpl, preload: number, seconds: number): Promis
   try {
     const sim = await runSimulator(gateway.port, seconds);
     const perGatewaySecond = gatewaySeconds(gateway.reports, sim.measureStartedAt, seconds);
-    const stealPerSecond = steal.perSecond(sim.measureStartedAt, seconds);
+    const stealPerSecond = stealSeconds(steal.samples, sim.measureStartedAt, seconds);
     const spikes = spikeStats(sim.perSecond, SPIKE_FACTOR);
-    const spikeSeconds = sim.perSecond.filter((s) => s.count > 0 && s.p99us > SPIKE_FACTOR * spikes.medianP99us);
+    const spikeSeconds = spikeSecondsOf(sim.perSecond, SPIKE_FACTOR, spikes.medianP99us);
     const result: RunResult = {
       impl,
       preload,

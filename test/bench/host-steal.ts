@@ -22,8 +22,8 @@ function readCpuTicks(): CpuTicks | undefined {
 }
 
 export class HostStealSampler {
-  /** [epoch ms at the end of the interval, steal as % of all CPU time in it] */
-  private readonly samples: [number, number][] = [];
+  /** [epoch ms at the end of a one-second interval, steal as % of all CPU time in it] */
+  readonly samples: [number, number][] = [];
   private timer: NodeJS.Timeout | undefined;
   private last: CpuTicks | undefined;
 
@@ -34,20 +34,6 @@ export class HostStealSampler {
 
   stop(): void {
     clearInterval(this.timer);
-  }
-
-  /**
-   * Steal % for measured seconds 1..seconds, second t spanning
-   * [measureStartedAt + (t-1) s, measureStartedAt + t s): the sample whose interval has most
-   * of its time in that second (the one ending in its second half or the next first half).
-   */
-  perSecond(measureStartedAt: number, seconds: number): number[] {
-    const out = new Array<number>(seconds).fill(0);
-    for (const [at, pct] of this.samples) {
-      const i = Math.floor((at - 500 - measureStartedAt) / 1000);
-      if (i >= 0 && i < seconds) out[i] = pct;
-    }
-    return out;
   }
 
   private sample(): void {
