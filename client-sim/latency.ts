@@ -29,6 +29,8 @@ export interface SecondSample {
   /** The simulator's own longest GC pause and event-loop delay in that second: when these are
    * large, the simulator and not the gateway made that second slow. */
   simulatorGcMaxMs: number;
+  /** Kind of that longest pause (perf_hooks.constants.NODE_PERFORMANCE_GC_*: 1 minor, 4 major, 8 incremental marking), 0 without one. */
+  simulatorGcMaxKind: number;
   simulatorLoopDelayMaxMs: number;
 }
 

@@ -202,6 +202,7 @@ export class Swarm {
 
   /** This process's longest GC pause and event-loop delay in the current second. */
   private secondGcMaxMs = 0;
+  private secondGcMaxKind = 0;
   private readonly secondLoopDelay = monitorEventLoopDelay({ resolution: 1 });
   private recording = false;
   private closing = false;
@@ -247,7 +248,11 @@ export class Swarm {
     if (this.weightedChannels.length === 0) throw new Error('no channel has an online member: nothing to send');
     const loopDelay = monitorEventLoopDelay({ resolution: 1 });
     const gcObserver = new PerformanceObserver((list) => {
-      for (const entry of list.getEntries()) this.secondGcMaxMs = Math.max(this.secondGcMaxMs, entry.duration);
+      for (const entry of list.getEntries()) {
+        if (entry.duration <= this.secondGcMaxMs) continue;
+        this.secondGcMaxMs = entry.duration;
+        this.secondGcMaxKind = (entry as { detail?: { kind?: number } }).detail?.kind ?? 0;
+      }
     });
     gcObserver.observe({ entryTypes: ['gc'] });
     this.secondLoopDelay.enable();
@@ -448,10 +453,12 @@ export class Swarm {
       p99us: h.totalCount === 0 ? 0 : h.getValueAtPercentile(99),
       maxUs: h.totalCount === 0 ? 0 : h.maxValue,
       simulatorGcMaxMs: Math.round(this.secondGcMaxMs * 100) / 100,
+      simulatorGcMaxKind: this.secondGcMaxKind,
       simulatorLoopDelayMaxMs: Math.round(this.secondLoopDelay.max / 1e4) / 100,
     };
     h.reset();
     this.secondGcMaxMs = 0;
+    this.secondGcMaxKind = 0;
     this.secondLoopDelay.reset();
     this.eventsThisSecond = 0;
     return sample;

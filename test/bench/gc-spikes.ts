@@ -7,7 +7,12 @@
 // member's update; ack sent -> update) and keeps a p99 and a max per second; each gateway
 // reports its own GC pauses and event-loop delay every second.
 //
-// Prints one JSON line per table:
+// A third run, between those two, is the control: the engine gateway with an empty table
+// (preload 0) under the same load. Whatever spike seconds it has come from the rest of the
+// system (the machine, the simulator, the gateway's sessions), not from holding N read states;
+// `--skip-control` leaves it out.
+//
+// Prints one JSON line per run:
 //   {impl, preload, seconds, medianP99us, maxP99us, maxUs, spikeSeconds, rssMB, ...}
 // spikeSeconds counts the seconds whose p99 exceeds 3 x the run's median per-second p99.
 // hostStealPct is the VM's CPU steal over the measured seconds and spikeHostStealPct over the
@@ -141,6 +146,7 @@ const { values: args } = parseArgs({
     nice: { type: 'string', default: '0' },
     /** Pin the gateway to CPU 1 and the simulator to CPU 0 (taskset), so neither one's work, GC threads included, runs on the other's core. */
     pin: { type: 'boolean', default: false },
+    'skip-control': { type: 'boolean', default: false },
     'chart-from': { type: 'string' },
   },
   strict: true,
@@ -350,15 +356,15 @@ function meanOf(values: readonly number[]): number {
 
 async function writeChart(results: ResultsFile, path: string): Promise<void> {
   const { sim } = results.conditions;
-  const preload = results.runs[0]?.result.preload ?? 0;
+  const preload = Math.max(0, ...results.runs.map((run) => run.result.preload));
   const svg = await renderSpikeChart(
     results.runs.map(({ result, series, gateway }) => ({
-      label: `${result.impl}: ${result.spikeSeconds} spike seconds, peak RSS ${result.rssMB} MiB`,
+      label: `${result.impl} holding ${result.preload.toLocaleString('en-US')} read states: ${result.spikeSeconds} spike seconds, peak RSS ${result.rssMB} MiB`,
       medianP99us: result.medianP99us,
       series,
       gateway,
     })),
-    `Per-second end-to-end latency with ${preload.toLocaleString('en-US')} read states in the table`,
+    `Per-second end-to-end latency with ${preload.toLocaleString('en-US')} read states in the table (and an empty engine table as a control)`,
     `same client-sim load on each (${sim.rate} messages/s, ${sim.users} users, ${sim.channels} channels); dashed: 3 × the run's median p99, a second above it is a spike`,
   );
   writeFileSync(path, svg);
@@ -397,15 +403,21 @@ async function main(): Promise<void> {
       seed: Number(args.seed),
     },
   };
+  const specs = impls.map((impl) => ({ impl, preload }));
+  if (!args['skip-control'] && preload > 0) {
+    // After the engine's run, so that it meets the machine in about the same state.
+    const engineAt = specs.findIndex((spec) => spec.impl === 'engine');
+    specs.splice(engineAt + 1, 0, { impl: 'engine', preload: 0 });
+  }
   const runs: Run[] = [];
-  for (const impl of impls) {
-    const run = await runOne(impl, preload, seconds);
+  for (const spec of specs) {
+    const run = await runOne(spec.impl, spec.preload, seconds);
     runs.push(run);
     const r = run.result;
     process.stdout.write(
       args.json
         ? `${JSON.stringify(r)}\n`
-        : `${impl}: median p99 ${r.medianP99us} µs, max p99 ${r.maxP99us} µs, max ${r.maxUs} µs, ${r.spikeSeconds} spike seconds, rss ${r.rssMB} MiB, longest GC pause ${r.gcMaxMs} ms\n`,
+        : `${spec.impl} (${spec.preload} preloaded): median p99 ${r.medianP99us} µs, max p99 ${r.maxP99us} µs, max ${r.maxUs} µs, ${r.spikeSeconds} spike seconds, rss ${r.rssMB} MiB, longest GC pause ${r.gcMaxMs} ms\n`,
     );
   }
 
