@@ -46,7 +46,7 @@ export async function renderSpikeChart(runs: readonly ChartRun[], title: string,
     data: { values },
     facet: { column: { field: 'run', type: 'nominal', title: null, sort: runs.map((r) => r.label), header: { labelFontSize: 14, labelFontWeight: 'bold' } } },
     spec: {
-      width: 520,
+      width: 420,
       height: 300,
       encoding: {
         x: { field: 't', type: 'quantitative', title: 'seconds of measured load' },

@@ -7,7 +7,7 @@
 // member's update; ack sent -> update) and keeps a p99 and a max per second; each gateway
 // reports its own GC pauses and event-loop delay every second.
 //
-// A third run, between those two, is the control: the engine gateway with an empty table
+// A third run, before those two, is the control: the engine gateway with an empty table
 // (preload 0) under the same load. Whatever spike seconds it has come from the rest of the
 // system (the machine, the simulator, the gateway's sessions), not from holding N read states;
 // `--skip-control` leaves it out.
@@ -359,7 +359,7 @@ async function writeChart(results: ResultsFile, path: string): Promise<void> {
   const preload = Math.max(0, ...results.runs.map((run) => run.result.preload));
   const svg = await renderSpikeChart(
     results.runs.map(({ result, series, gateway }) => ({
-      label: `${result.impl} holding ${result.preload.toLocaleString('en-US')} read states: ${result.spikeSeconds} spike seconds, peak RSS ${result.rssMB} MiB`,
+      label: `${result.impl} holding ${result.preload.toLocaleString('en-US')} read states: ${result.spikeSeconds} spike second${result.spikeSeconds === 1 ? '' : 's'}, peak RSS ${result.rssMB} MiB`,
       medianP99us: result.medianP99us,
       series,
       gateway,
@@ -405,9 +405,11 @@ async function main(): Promise<void> {
   };
   const specs = impls.map((impl) => ({ impl, preload }));
   if (!args['skip-control'] && preload > 0) {
-    // After the engine's run, so that it meets the machine in about the same state.
+    // Just before the engine's run, so that both meet the machine in about the same state, and
+    // whatever the previous gateway's shutdown leaves behind (its last flush, the store node's
+    // compactions) falls on the engine's run, not on the control's.
     const engineAt = specs.findIndex((spec) => spec.impl === 'engine');
-    specs.splice(engineAt + 1, 0, { impl: 'engine', preload: 0 });
+    specs.splice(Math.max(0, engineAt), 0, { impl: 'engine', preload: 0 });
   }
   const runs: Run[] = [];
   for (const spec of specs) {
