@@ -352,6 +352,8 @@ export class PersistentReadStates implements DirtyEvictionSink, FlushSink {
       const slot = this.engine.join(userHi, userLo, channelHi, channelLo, this.clock());
       if (slot === -1) return { code: 4000 };
       const record = this.recordOf(this.engine.table, slot);
+      // The write-through below is this change's write; the flush window opens with the next change.
+      this.engine.table.markClean(slot);
       const channelState = this.engine.channels.find(channelHi, channelLo);
       try {
         if (!channelExisted) await this.store.writeChannels([channelRecordOf(this.engine.channels, channelState)]);
