@@ -245,11 +245,6 @@ export class ReadStateTable implements SlotKeys {
     this.dirty++;
   }
 
-  /** Marks `slot` clean: its current content is being written another way (written through). */
-  markClean(slot: number): void {
-    if (this.isDirty(slot)) this.unlinkDirty(slot);
-  }
-
   /**
    * Hands every entry that has been dirty for at least the flush delay to `sink` (at most
    * `max` of them, oldest first) and marks it clean. Returns how many were handed over.

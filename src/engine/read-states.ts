@@ -8,6 +8,7 @@
 //                   adds 1 to the bias, each later mention_everyone adds 1 to the channel's
 //                   count. So an @everyone in a huge channel writes one number, not one per member.
 // Membership is the existence of a read state: joining creates one, leaving deletes it.
+// Neither marks anything dirty: the caller writes memberships through (PersistentReadStates).
 //
 // The caller makes the states an event needs resident first (store/loader); a state that
 // is not in the table is, for these functions, a user who is not a member.
@@ -75,16 +76,16 @@ export class ReadStates {
   /**
    * Makes (user) a member of (channel), creating the channel on its first member. A new
    * member starts fully read; an existing one keeps its state. The state's slot, or -1 when
-   * the table is full of unwritable dirty entries.
+   * the table is full of unwritable dirty entries. The new state is not marked dirty: the
+   * caller writes it through, and the write-behind window opens with its first change.
    */
-  join(userHi: number, userLo: number, channelHi: number, channelLo: number, nowMs: number): number {
+  join(userHi: number, userLo: number, channelHi: number, channelLo: number): number {
     const channel = this.channels.findOrCreate(channelHi, channelLo);
     const known = this.table.get(userHi, userLo, channelHi, channelLo);
     if (known !== -1) return known;
     const slot = this.table.insert(userHi, userLo, channelHi, channelLo);
     if (slot === -1) return -1;
     this.ackNewest(slot, channel);
-    this.table.markDirty(slot, nowMs);
     return slot;
   }
 

@@ -349,11 +349,9 @@ export class PersistentReadStates implements DirtyEvictionSink, FlushSink {
       this.nonMembers.delete(keyOf(userId, channelId));
       const [userHi, userLo] = this.pair(userId);
       const [channelHi, channelLo] = this.pair(channelId);
-      const slot = this.engine.join(userHi, userLo, channelHi, channelLo, this.clock());
+      const slot = this.engine.join(userHi, userLo, channelHi, channelLo);
       if (slot === -1) return { code: 4000 };
       const record = this.recordOf(this.engine.table, slot);
-      // The write-through below is this change's write; the flush window opens with the next change.
-      this.engine.table.markClean(slot);
       const channelState = this.engine.channels.find(channelHi, channelLo);
       try {
         if (!channelExisted) await this.store.writeChannels([channelRecordOf(this.engine.channels, channelState)]);

@@ -60,11 +60,6 @@ class Model {
     this.dirty.push(id);
   }
 
-  markClean(id: string) {
-    this.entries.get(id)!.dirtySince = undefined;
-    this.dirty = this.dirty.filter((d) => d !== id);
-  }
-
   takeDue(now: number, max: number): string[] {
     const out: string[] = [];
     while (out.length < max && this.dirty.length > 0) {
@@ -104,12 +99,11 @@ const op = fc.oneof(
   fc.record({ kind: fc.constant('get' as const), key }),
   fc.record({ kind: fc.constant('delete' as const), key }),
   fc.record({ kind: fc.constant('dirty' as const), key, ack: fc.integer({ min: 0, max: 0xffffffff }) }),
-  fc.record({ kind: fc.constant('clean' as const), key }),
   fc.record({ kind: fc.constant('tick' as const), ms: fc.integer({ min: 0, max: 40 }), max: fc.integer({ min: 0, max: 4 }) }),
 );
 
 describe('ReadStateTable against a Map model', () => {
-  it('agrees on contents, LRU order (bumped once a quarter), eviction, dirty order, cleaning and flush timing', () => {
+  it('agrees on contents, LRU order (bumped once a quarter), eviction, dirty order and flush timing', () => {
     fc.assert(
       fc.property(fc.integer({ min: 1, max: 12 }), fc.integer({ min: 0, max: 30 }), fc.integer({ min: 0, max: 2 ** 32 - 100 }), fc.array(op, { maxLength: 200, size: 'max' }), (capacity, delay, start, ops) => {
         const sink = new RecordingSink();
@@ -149,11 +143,6 @@ describe('ReadStateTable against a Map model', () => {
             if (slot !== -1) {
               table.delete(slot);
               model.remove(id);
-            }
-          } else if (o.kind === 'clean') {
-            if (slot !== -1) {
-              table.markClean(slot);
-              model.markClean(id);
             }
           } else if (slot !== -1) {
             table.setAck(slot, 0, o.ack);
