@@ -18,7 +18,7 @@ fi
 
 if [[ ! -d node_modules || package-lock.json -nt node_modules/.package-lock.json ]]; then
   echo "installing npm dependencies ..."
-  npm install --no-audit --no-fund
+  npm ci --engine-strict --no-audit --no-fund
 fi
 
 if [[ -z ${CASSANDRA_CONTACT_POINTS:-} ]]; then

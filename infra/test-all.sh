@@ -19,11 +19,11 @@ fail_setup() {
   exit 1
 }
 
-# `npm install`, not `npm ci`: npm 11's ci rejects this lock file over msgpackr-extract's
-# optional per-platform packages (present for other platforms, absent here) although
-# install resolves the same versions from it.
+# `npm ci`, as CI systems and deploy scripts run it: the lock file must be complete for every
+# platform. --engine-strict turns a dependency that does not run on this Node into an error,
+# so the `engines` range in package.json stays true for the whole tree.
 if [[ ! -d node_modules || package-lock.json -nt node_modules/.package-lock.json ]]; then
-  npm install --no-audit --no-fund --loglevel=warn || fail_setup "npm install"
+  npm ci --engine-strict --no-audit --no-fund --loglevel=warn || fail_setup "npm ci"
 fi
 npm run --silent build || fail_setup "tsc build"
 bash infra/cassandra/start.sh || fail_setup "Cassandra node"
