@@ -21,6 +21,10 @@ export interface Config {
   heartbeatIntervalMs: number;
   rateLimit: number;
   rateWindowMs: number;
+  /** How long a session whose socket closed is kept for RESUME. */
+  resumeWindowMs: number;
+  /** Dispatches a session keeps for RESUME at most. */
+  resumeBuffer: number;
   /** Snowflake worker id of this process (0..1023): distinct per process sharing a keyspace. */
   workerId: number;
   logLevel: string;
@@ -108,6 +112,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     heartbeatIntervalMs: integer('GATEWAY_HEARTBEAT_INTERVAL_MS', 41_250, 100, 2 ** 31 - 1),
     rateLimit: integer('GATEWAY_RATE_LIMIT', 120, 1, 1_000_000_000),
     rateWindowMs: integer('GATEWAY_RATE_WINDOW_MS', 60_000, 1, 2 ** 31 - 1),
+    resumeWindowMs: integer('GATEWAY_RESUME_WINDOW_MS', 60_000, 0, 2 ** 31 - 1),
+    resumeBuffer: integer('GATEWAY_RESUME_BUFFER', 1000, 0, 1_000_000),
     workerId: integer('GATEWAY_WORKER_ID', 0, 0, 1023),
     logLevel,
   };

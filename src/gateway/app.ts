@@ -10,7 +10,8 @@ import { mountHttpApi } from './http-api.js';
 import { Outbox, type OutboxSlot } from './outbox.js';
 import { GatewayMetrics } from './metrics.js';
 import type { ReadStateService } from './read-state-service.js';
-import { IDENTIFY_TIMEOUT_MS, Session, type SessionEnvironment } from './session.js';
+import { Connection, type ConnectionEnvironment, IDENTIFY_TIMEOUT_MS } from './connection.js';
+import { ResumableSessions } from './resumable-sessions.js';
 import { UserTokens } from './user-tokens.js';
 
 /**
@@ -23,7 +24,10 @@ const MAX_BACKPRESSURE_BYTES = 1024 * 1024;
 /** uSockets: listen without SO_REUSEPORT, so a port in use fails instead of silently sharing traffic. */
 const LISTEN_EXCLUSIVE_PORT = 1;
 
-type GatewayConfig = Pick<Config, 'host' | 'port' | 'heartbeatIntervalMs' | 'rateLimit' | 'rateWindowMs' | 'jwtSecret' | 'adminToken'>;
+type GatewayConfig = Pick<
+  Config,
+  'host' | 'port' | 'heartbeatIntervalMs' | 'rateLimit' | 'rateWindowMs' | 'resumeWindowMs' | 'resumeBuffer' | 'jwtSecret' | 'adminToken'
+>;
 
 export interface GatewayOptions {
   config: GatewayConfig;
@@ -35,7 +39,7 @@ export interface GatewayOptions {
 
 interface SocketData {
   encoding: Encoding;
-  session: Session | undefined;
+  connection: Connection | undefined;
   outbox: OutboxSlot;
 }
 
@@ -45,21 +49,25 @@ type ListenWithOptions = (host: string, port: number, options: number, cb: (sock
 export class Gateway {
   readonly metrics: GatewayMetrics;
   readonly dispatcher: Dispatcher;
+  readonly sessions: ResumableSessions;
   private readonly app: uWS.TemplatedApp;
-  private readonly sessions = new Set<Session>();
+  private readonly connections = new Set<Connection>();
   private readonly outbox = new Outbox();
   private listenSocket: uWS.us_listen_socket | undefined;
 
   constructor(private readonly options: GatewayOptions) {
     const { config, readStates, log } = options;
     this.dispatcher = new Dispatcher(readStates, log);
+    this.sessions = new ResumableSessions(this.dispatcher, config.resumeWindowMs, config.resumeBuffer);
     this.metrics = new GatewayMetrics(
       () => readStates.stats,
       () => this.dispatcher.onlineUsers,
+      () => this.sessions.stats,
     );
-    const environment: SessionEnvironment = {
+    const environment: ConnectionEnvironment = {
       readStates,
       dispatcher: this.dispatcher,
+      sessions: this.sessions,
       tokens: new UserTokens(config.jwtSecret),
       metrics: this.metrics,
       log,
@@ -85,13 +93,13 @@ export class Gateway {
           res.end(JSON.stringify({ code: 50035, message: 'encoding must be json or msgpack' }));
           return;
         }
-        const data: SocketData = { encoding, session: undefined, outbox: { queued: null, binary: encoding === 'msgpack', closed: false } };
+        const data: SocketData = { encoding, connection: undefined, outbox: { queued: null, binary: encoding === 'msgpack', closed: false } };
         res.upgrade(data, req.getHeader('sec-websocket-key'), req.getHeader('sec-websocket-protocol'), req.getHeader('sec-websocket-extensions'), context);
       },
       open: (ws) => {
         const data = ws.getUserData();
         const outbox = this.outbox;
-        const session = new Session(
+        const connection = new Connection(
           {
             send: (frame) => outbox.send(ws, data.outbox, frame),
             end: (code, reason) => {
@@ -102,27 +110,27 @@ export class Gateway {
           data.encoding,
           environment,
         );
-        data.session = session;
-        this.sessions.add(session);
-        session.open();
+        data.connection = connection;
+        this.connections.add(connection);
+        connection.open();
       },
       message: (ws, message) => {
-        const session = ws.getUserData().session;
+        const connection = ws.getUserData().connection;
         try {
-          session?.receive(new Uint8Array(message));
+          connection?.receive(new Uint8Array(message));
         } catch (error) {
-          // A defect, not a client's doing: this session ends, the process and the others go on.
-          log.error({ err: error, session: session?.id }, 'handling a frame failed');
-          session?.close(CloseCode.unknownError);
+          // A defect, not a client's doing: this connection ends, the process and the others go on.
+          log.error({ err: error, session: connection?.session?.id }, 'handling a frame failed');
+          connection?.close(CloseCode.unknownError);
         }
       },
       close: (ws, code) => {
         const data = ws.getUserData();
         data.outbox.closed = true;
-        const session = data.session;
-        if (session === undefined) return;
-        this.sessions.delete(session);
-        session.socketClosed(code);
+        const connection = data.connection;
+        if (connection === undefined) return;
+        this.connections.delete(connection);
+        connection.socketClosed(code);
       },
     });
     options.mountRoutes?.(this.app);
@@ -141,13 +149,16 @@ export class Gateway {
     });
   }
 
-  /** Stops accepting connections and closes every session with 1001 (going away). */
+  /**
+   * Stops accepting connections and tells every client to reconnect: RECONNECT, then close
+   * with 1001 (going away). Its next process (or another node) takes the client.
+   */
   close(): void {
     if (this.listenSocket !== undefined) {
       uWS.us_listen_socket_close(this.listenSocket);
       this.listenSocket = undefined;
     }
-    for (const session of [...this.sessions]) session.close(CloseCode.goingAway);
-    this.sessions.clear();
+    for (const connection of [...this.connections]) connection.reconnect(CloseCode.goingAway);
+    this.connections.clear();
   }
 }

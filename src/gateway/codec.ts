@@ -20,6 +20,9 @@ export const Op = {
   dispatch: 0,
   heartbeat: 1,
   identify: 2,
+  resume: 6,
+  reconnect: 7,
+  invalidSession: 9,
   hello: 10,
   heartbeatAck: 11,
   error: 12,
@@ -36,6 +39,8 @@ export const CloseCode = {
   notAuthenticated: 4003,
   authenticationFailed: 4004,
   alreadyAuthenticated: 4005,
+  /** The session was resumed from another socket. */
+  resumedElsewhere: 4007,
   rateLimited: 4008,
   sessionTimedOut: 4009,
 } as const;
@@ -64,6 +69,7 @@ export const CLOSE_REASONS: Record<CloseCode, string> = {
   4003: 'Not authenticated',
   4004: 'Authentication failed',
   4005: 'Already authenticated',
+  4007: 'Session resumed elsewhere',
   4008: 'Rate limited',
   4009: 'Session timed out',
 };
@@ -75,6 +81,11 @@ export type ClientRequest =
   | { kind: 'heartbeat' }
   /** token is null when IDENTIFY carries none (an authentication failure). */
   | { kind: 'identify'; token: string | null }
+  /**
+   * RESUME: token null as for IDENTIFY (4004); sessionId and seq null when missing or
+   * ill-typed, which the session answers with INVALID_SESSION.
+   */
+  | { kind: 'resume'; token: string | null; sessionId: string | null; seq: number | null }
   | { kind: 'create'; channelId: string; mentions: string[]; mentionEveryone: boolean; nonce: Nonce | undefined }
   | { kind: 'ack'; channelId: string; messageId: string; nonce: Nonce | undefined }
   /** A known request opcode with an ill-formed body: error 50035 (nonce echoed when well formed). */
@@ -108,7 +119,9 @@ export function decodeFrame(frame: Uint8Array, encoding: Encoding): ClientReques
       if (d === undefined || d === null || (Number.isSafeInteger(d) && (d as number) >= 0)) return HEARTBEAT;
       return { kind: 'invalid', op, nonce: undefined };
     case Op.identify:
-      return { kind: 'identify', token: isRecord(d) && typeof d.token === 'string' && d.token !== '' ? d.token : null };
+      return { kind: 'identify', token: tokenOf(d) };
+    case Op.resume:
+      return decodeResume(d);
     case Op.messageCreate:
       return decodeCreate(d);
     case Op.messageAck:
@@ -116,6 +129,20 @@ export function decodeFrame(frame: Uint8Array, encoding: Encoding): ClientReques
     default:
       return CLOSE_OPCODE;
   }
+}
+
+function tokenOf(d: unknown): string | null {
+  return isRecord(d) && typeof d.token === 'string' && d.token !== '' ? d.token : null;
+}
+
+/** Session ids are 32 lowercase hex digits (Session.id); anything else cannot name a session. */
+const SESSION_ID = /^[0-9a-f]{32}$/;
+
+function decodeResume(d: unknown): ClientRequest {
+  const fields = isRecord(d) ? d : {};
+  const sessionId = typeof fields.session_id === 'string' && SESSION_ID.test(fields.session_id) ? fields.session_id : null;
+  const seq = Number.isSafeInteger(fields.seq) && (fields.seq as number) >= 0 ? (fields.seq as number) : null;
+  return { kind: 'resume', token: tokenOf(d), sessionId, seq };
 }
 
 function decodeCreate(d: unknown): ClientRequest {
@@ -197,6 +224,14 @@ export function encodeHeartbeatAck(encoding: Encoding): Frame {
   return encodePayload(encoding, Op.heartbeatAck, null);
 }
 
+export function encodeReconnect(encoding: Encoding, url: string | undefined): Frame {
+  return encodePayload(encoding, Op.reconnect, url === undefined ? {} : { url });
+}
+
+export function encodeInvalidSession(encoding: Encoding): Frame {
+  return encodePayload(encoding, Op.invalidSession, false);
+}
+
 export function encodeError(encoding: Encoding, code: ErrorCode, nonce: Nonce | undefined): Frame {
   const d: { code: number; message: string; nonce?: Nonce } = { code, message: ERROR_MESSAGES[code] };
   if (nonce !== undefined) d.nonce = nonce;
@@ -227,8 +262,20 @@ const frameBuffer = Buffer.allocUnsafe(1024);
 export class PreparedReadState {
   private json: string | undefined;
   private msgpack: Uint8Array | undefined;
+  private halves: Uint32Array | undefined;
 
   constructor(readonly state: ReadStateJson) {}
+
+  /** channel_id, last_message_id, last_acked_id as (hi, lo) pairs, 0 for null: parsed once for every session's resume buffer. */
+  idHalves(): Uint32Array {
+    if (this.halves !== undefined) return this.halves;
+    const halves = new Uint32Array(6);
+    const { channel_id, last_message_id, last_acked_id } = this.state;
+    parseSnowflake(channel_id, halves, 0);
+    if (last_message_id !== null) parseSnowflake(last_message_id, halves, 2);
+    if (last_acked_id !== null) parseSnowflake(last_acked_id, halves, 4);
+    return (this.halves = halves);
+  }
 
   frame(encoding: Encoding, sequence: number, nonce: Nonce | undefined): Frame {
     if (encoding === 'json') {

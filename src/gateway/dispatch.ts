@@ -76,7 +76,7 @@ export class Dispatcher {
     if (user === undefined) return;
     user.channels.delete(channelId);
     this.removeMember(userId, channelId);
-    for (const session of user.sessions) session.sendDispatch('READ_STATE_DELETE', { channel_id: channelId });
+    for (const session of user.sessions) session.sendDelete(channelId);
   }
 
   /**

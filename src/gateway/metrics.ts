@@ -5,20 +5,26 @@
 
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
 import type { PersistentReadStatesStats } from '../store/persistent-read-states.js';
+import type { ResumableSessionsStats } from './resumable-sessions.js';
 
 type StatName = keyof PersistentReadStatesStats;
 
-const REQUEST_OPS = new Set([1, 2, 20, 21]);
+const REQUEST_OPS = new Set([1, 2, 6, 20, 21]);
+
+/** Why a RESUME was answered with INVALID_SESSION. */
+export type ResumeRefusal = 'malformed' | 'unknown_session' | 'wrong_user' | 'encoding' | 'seq';
 
 export class GatewayMetrics {
   readonly registry = new Registry();
   readonly connections: Gauge;
   readonly closes: Counter<'code'>;
   readonly requestToDispatch: Histogram;
+  readonly resumes: Counter;
+  readonly resumesRefused: Counter<'reason'>;
   private readonly requests: Counter<'op'>;
   private readonly requestsByOp = new Map<string, Counter.Internal>();
 
-  constructor(stats: () => PersistentReadStatesStats, onlineUsers: () => number) {
+  constructor(stats: () => PersistentReadStatesStats, onlineUsers: () => number, sessions: () => ResumableSessionsStats) {
     const registers = [this.registry];
     collectDefaultMetrics({ register: this.registry });
     this.connections = new Gauge({ name: 'gateway_connections', help: 'Open WebSocket sessions', registers });
@@ -38,6 +44,27 @@ export class GatewayMetrics {
       buckets: [0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5],
       registers,
     });
+
+    this.resumes = new Counter({ name: 'gateway_resumes_total', help: 'RESUMEs answered with the missed dispatches and RESUMED', registers });
+    this.resumesRefused = new Counter({
+      name: 'gateway_resumes_refused_total',
+      help: 'RESUMEs answered with INVALID_SESSION, by reason (malformed, unknown_session: expired or never known, wrong_user, encoding, seq: outside the buffer)',
+      labelNames: ['reason'],
+      registers,
+    });
+    const sessionGauge = (name: string, help: string, read: (s: ResumableSessionsStats) => number) =>
+      new Gauge({
+        name,
+        help,
+        registers,
+        collect() {
+          this.set(read(sessions()));
+        },
+      });
+    sessionGauge('gateway_sessions', 'Identified sessions, with or without a socket', (s) => s.sessions);
+    sessionGauge('gateway_resumable_sessions', 'Sessions whose socket is gone, kept for RESUME until the resume window ends', (s) => s.detached);
+    sessionGauge('gateway_resume_buffered_dispatches', 'Dispatches held in resume buffers, over all sessions', (s) => s.bufferedDispatches);
+    sessionGauge('gateway_resume_buffer_bytes', 'Memory the resume buffers take', (s) => s.bufferBytes);
 
     const gauge = (name: string, help: string, read: (s: PersistentReadStatesStats) => number) =>
       new Gauge({

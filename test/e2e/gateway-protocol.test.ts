@@ -109,7 +109,7 @@ describe('identify and READY', () => {
 
     const client = await connectNode(gateway.wsUrl, { keepReceived: true });
     const ready = await client.identify(await userToken(userId));
-    expect(ready.v).toBe(1);
+    expect(ready.v).toBe(2);
     expect(ready.user).toEqual({ id: userId });
     expect(ready.session_id).toMatch(/^[0-9a-f]{32}$/);
     expect(byChannel(ready.read_states)).toEqual(

@@ -1,0 +1,176 @@
+// The dispatches a session sent after READY, kept so that a client whose socket dropped can
+// RESUME and receive, with their original sequence numbers, the ones it missed
+// (PROTOCOL.md v2 "Reconnect and resume").
+//
+// Why rows of typed arrays: every session keeps its buffer, connected or not, for up to
+// GATEWAY_RESUME_BUFFER dispatches. An object or an encoded frame per dispatch would put
+// millions of small objects on the heap, the major-GC cost the engine exists to avoid, and
+// a user opening many sessions could grow it at will. Here a dispatch is one row: a kind
+// byte, three ids as uint32 halves and two counts (33 bytes), in a ring that starts small
+// and doubles up to the limit, so a quiet session costs little. Frames are encoded again
+// only on replay, which is rare. Nonces (only on answers to the session's own requests,
+// so bounded by its rate limit) sit in a Map beside the rows.
+
+import { formatSnowflake } from '../engine/snowflake.js';
+import type { ReadStateJson } from '../store/persistent-read-states.js';
+import { encodeDispatch, type Encoding, type Frame, type Nonce, PreparedReadState } from './codec.js';
+
+const UPDATE = 1;
+const DELETE = 2;
+const RESUMED = 3;
+/** Flags beside the kind: the state's last_message_id / last_acked_id is null. */
+const NO_LAST_MESSAGE = 0x10;
+const NO_LAST_ACKED = 0x20;
+const KIND_MASK = 0x0f;
+
+const IDS_PER_ROW = 6;
+const COUNTS_PER_ROW = 2;
+/** Bytes a row takes: kind, ids, counts. */
+export const RESUME_ROW_BYTES = 1 + IDS_PER_ROW * 4 + COUNTS_PER_ROW * 4;
+const FIRST_ROWS = 16;
+
+export class ResumeBuffer {
+  private rows: number;
+  private kinds: Uint8Array;
+  private ids: Uint32Array;
+  private counts: Uint32Array;
+  /** Row of the oldest dispatch held. */
+  private head = 0;
+  private held = 0;
+  /** Sequence of the newest dispatch sent (READY's until another follows). */
+  private last: number;
+  private readonly nonces = new Map<number, Nonce>();
+
+  /** `limit`: dispatches kept at most; `afterSequence`: the READY's `s`, not kept itself. */
+  constructor(
+    private readonly limit: number,
+    afterSequence: number,
+  ) {
+    this.last = afterSequence;
+    this.rows = Math.min(limit, FIRST_ROWS);
+    this.kinds = new Uint8Array(this.rows);
+    this.ids = new Uint32Array(this.rows * IDS_PER_ROW);
+    this.counts = new Uint32Array(this.rows * COUNTS_PER_ROW);
+  }
+
+  /** Sequence of the newest dispatch. */
+  get lastSequence(): number {
+    return this.last;
+  }
+
+  /** Dispatches held. */
+  get size(): number {
+    return this.held;
+  }
+
+  /** Memory the rows take (allocated, not only filled). */
+  get bytes(): number {
+    return this.rows * RESUME_ROW_BYTES;
+  }
+
+  /** True when every dispatch after `sequence` is held, so a RESUME from there loses nothing. */
+  covers(sequence: number): boolean {
+    return sequence <= this.last && sequence >= this.last - this.held;
+  }
+
+  /** Records a READ_STATE_UPDATE; returns its sequence. */
+  recordUpdate(update: PreparedReadState, nonce: Nonce | undefined): number {
+    const row = this.append();
+    if (row < 0) return this.last;
+    const halves = update.idHalves();
+    this.ids.set(halves, row * IDS_PER_ROW);
+    const { state } = update;
+    this.counts[row * COUNTS_PER_ROW] = state.unread_count;
+    this.counts[row * COUNTS_PER_ROW + 1] = state.mention_count;
+    this.kinds[row] = UPDATE | (state.last_message_id === null ? NO_LAST_MESSAGE : 0) | (state.last_acked_id === null ? NO_LAST_ACKED : 0);
+    if (nonce !== undefined) this.nonces.set(this.last, nonce);
+    return this.last;
+  }
+
+  /** Records a READ_STATE_DELETE; returns its sequence. */
+  recordDelete(channelHalves: Uint32Array): number {
+    const row = this.append();
+    if (row < 0) return this.last;
+    this.kinds[row] = DELETE;
+    this.ids[row * IDS_PER_ROW] = channelHalves[0];
+    this.ids[row * IDS_PER_ROW + 1] = channelHalves[1];
+    return this.last;
+  }
+
+  /** Records RESUMED (its only field, the session id, is the session's); returns its sequence. */
+  recordResumed(): number {
+    const row = this.append();
+    if (row >= 0) this.kinds[row] = RESUMED;
+    return this.last;
+  }
+
+  /** Encodes every dispatch after `sequence` (which covers() accepted) and hands each frame to `send`, in order. */
+  replay(sequence: number, encoding: Encoding, sessionId: string, send: (frame: Frame) => void): number {
+    const first = this.last - this.held + 1;
+    let sent = 0;
+    for (let s = Math.max(sequence + 1, first); s <= this.last; s++) {
+      const row = (this.head + (s - first)) % this.rows;
+      const kind = this.kinds[row];
+      const at = row * IDS_PER_ROW;
+      switch (kind & KIND_MASK) {
+        case UPDATE: {
+          const state: ReadStateJson = {
+            channel_id: formatSnowflake(this.ids[at], this.ids[at + 1]),
+            last_message_id: kind & NO_LAST_MESSAGE ? null : formatSnowflake(this.ids[at + 2], this.ids[at + 3]),
+            last_acked_id: kind & NO_LAST_ACKED ? null : formatSnowflake(this.ids[at + 4], this.ids[at + 5]),
+            unread_count: this.counts[row * COUNTS_PER_ROW],
+            mention_count: this.counts[row * COUNTS_PER_ROW + 1],
+          };
+          send(new PreparedReadState(state).frame(encoding, s, this.nonces.get(s)));
+          break;
+        }
+        case DELETE:
+          send(encodeDispatch(encoding, 'READ_STATE_DELETE', { channel_id: formatSnowflake(this.ids[at], this.ids[at + 1]) }, s));
+          break;
+        case RESUMED:
+          send(encodeDispatch(encoding, 'RESUMED', { session_id: sessionId }, s));
+          break;
+      }
+      sent++;
+    }
+    return sent;
+  }
+
+  /** Takes the next sequence and the row it is kept in (-1 with a limit of 0: nothing is kept). */
+  private append(): number {
+    this.last++;
+    if (this.limit === 0) return -1;
+    if (this.held === this.rows) {
+      if (this.rows < this.limit) this.grow();
+      else {
+        // Full: the oldest dispatch (last - held, as `last` already counts the new one) makes room.
+        this.nonces.delete(this.last - this.held);
+        this.head = (this.head + 1) % this.rows;
+        this.held--;
+      }
+    }
+    const row = (this.head + this.held) % this.rows;
+    this.held++;
+    return row;
+  }
+
+  /** Doubles the ring (up to the limit), its rows laid out oldest first. */
+  private grow(): void {
+    const rows = Math.min(this.limit, this.rows * 2);
+    const kinds = new Uint8Array(rows);
+    const ids = new Uint32Array(rows * IDS_PER_ROW);
+    const counts = new Uint32Array(rows * COUNTS_PER_ROW);
+    for (let i = 0; i < this.held; i++) {
+      const from = (this.head + i) % this.rows;
+      kinds[i] = this.kinds[from];
+      ids.set(this.ids.subarray(from * IDS_PER_ROW, (from + 1) * IDS_PER_ROW), i * IDS_PER_ROW);
+      counts[i * COUNTS_PER_ROW] = this.counts[from * COUNTS_PER_ROW];
+      counts[i * COUNTS_PER_ROW + 1] = this.counts[from * COUNTS_PER_ROW + 1];
+    }
+    this.rows = rows;
+    this.kinds = kinds;
+    this.ids = ids;
+    this.counts = counts;
+    this.head = 0;
+  }
+}

@@ -1,0 +1,82 @@
+// The resume buffer against a plain model: a list of every frame the session sent, of which
+// a RESUME from `s` must get exactly those after `s`, when the buffer still holds them all.
+
+import fc from 'fast-check';
+import { describe, expect, it } from 'vitest';
+import { encodeDispatch, type Encoding, PreparedReadState } from '../../src/gateway/codec.js';
+import { decodeMessagePack } from '../../src/gateway/msgpack.js';
+import { RESUME_ROW_BYTES, ResumeBuffer } from '../../src/gateway/resume-buffer.js';
+import type { ReadStateJson } from '../../src/store/persistent-read-states.js';
+
+const SESSION_ID = '0123456789abcdef0123456789abcdef';
+const snowflake = fc.bigInt({ min: 0n, max: (1n << 64n) - 1n }).map(String);
+const state: fc.Arbitrary<ReadStateJson> = fc.record({
+  channel_id: snowflake,
+  last_message_id: fc.option(snowflake, { nil: null }),
+  last_acked_id: fc.option(snowflake, { nil: null }),
+  unread_count: fc.nat({ max: 1000 }),
+  mention_count: fc.nat({ max: 1000 }),
+});
+const nonce = fc.option(fc.oneof(fc.string({ maxLength: 64 }), fc.maxSafeInteger()), { nil: undefined });
+const operation = fc.oneof(
+  { weight: 6, arbitrary: fc.record({ kind: fc.constant('update' as const), state, nonce }) },
+  { weight: 2, arbitrary: fc.record({ kind: fc.constant('delete' as const), channelId: snowflake }) },
+  { weight: 1, arbitrary: fc.record({ kind: fc.constant('resumed' as const) }) },
+);
+
+/** Frames as comparable values: JSON text, or msgpack decoded. */
+function comparable(frame: string | Uint8Array): unknown {
+  return typeof frame === 'string' ? JSON.parse(frame) : decodeMessagePack(frame);
+}
+
+describe('resume buffer', () => {
+  it('replays exactly the frames after any sequence it covers, and covers just the last `limit`', () => {
+    fc.assert(
+      fc.property(fc.nat({ max: 40 }), fc.array(operation, { maxLength: 120, size: 'max' }), fc.constantFrom<Encoding>('json', 'msgpack'), (limit, operations, encoding) => {
+        const readySequence = 1;
+        const buffer = new ResumeBuffer(limit, readySequence);
+        const sent: unknown[] = [];
+        for (const op of operations) {
+          if (op.kind === 'update') {
+            const update = new PreparedReadState(op.state);
+            const s = buffer.recordUpdate(update, op.nonce);
+            sent.push(comparable(update.frame(encoding, s, op.nonce)));
+          } else if (op.kind === 'delete') {
+            const halves = new PreparedReadState({ channel_id: op.channelId, last_message_id: null, last_acked_id: null, unread_count: 0, mention_count: 0 }).idHalves();
+            const s = buffer.recordDelete(halves);
+            sent.push(comparable(encodeDispatch(encoding, 'READ_STATE_DELETE', { channel_id: op.channelId }, s)));
+          } else {
+            const s = buffer.recordResumed();
+            sent.push(comparable(encodeDispatch(encoding, 'RESUMED', { session_id: SESSION_ID }, s)));
+          }
+        }
+        const last = readySequence + sent.length;
+        expect(buffer.lastSequence).toBe(last);
+        expect(buffer.size).toBe(Math.min(limit, sent.length));
+        expect(buffer.bytes).toBeLessThanOrEqual(Math.max(limit, 0) * RESUME_ROW_BYTES);
+        for (let from = 0; from <= last + 1; from++) {
+          // READY itself is never replayed: a client that missed it has no session id to resume.
+          const covered = from >= readySequence && from <= last && last - from <= limit;
+          expect(buffer.covers(from)).toBe(covered);
+          if (!covered) continue;
+          const replayed: unknown[] = [];
+          expect(buffer.replay(from, encoding, SESSION_ID, (frame) => replayed.push(comparable(frame)))).toBe(last - from);
+          expect(replayed).toEqual(sent.slice(from - readySequence));
+        }
+      }),
+      { numRuns: 300 },
+    );
+  });
+
+  it('replays a nonce with its own dispatch only, past a full ring', () => {
+    const buffer = new ResumeBuffer(2, 1);
+    const update = new PreparedReadState({ channel_id: '5', last_message_id: '7', last_acked_id: null, unread_count: 1, mention_count: 0 });
+    buffer.recordUpdate(update, 'first');
+    buffer.recordUpdate(update, undefined);
+    buffer.recordUpdate(update, 'third');
+    const frames: string[] = [];
+    buffer.replay(2, 'json', SESSION_ID, (frame) => frames.push(frame as string));
+    expect(frames.map((frame) => (JSON.parse(frame) as { d: { nonce?: string } }).d.nonce)).toEqual([undefined, 'third']);
+    expect(buffer.covers(1)).toBe(false);
+  });
+});
