@@ -3,9 +3,13 @@
 // WebSocket. Used by the tests, the load tools and the demo.
 //
 // Requests carry a nonce; the promise a request returns settles with the dispatch or the
-// ERROR carrying that nonce, or rejects when the socket closes first.
+// ERROR carrying that nonce, or rejects when the socket closes first. One GatewayClient is
+// one socket; ReconnectingClient builds a session that survives drops on top of it.
 
 import { Packr, Unpackr } from 'msgpackr';
+import { GatewayError, PendingRequests } from './pending-requests.js';
+
+export { GatewayError };
 
 export type Encoding = 'json' | 'msgpack';
 
@@ -40,6 +44,8 @@ export interface CloseInfo {
 export interface ClientSocket {
   send(data: string | Uint8Array, binary: boolean): void;
   close(code?: number, reason?: string): void;
+  /** Drops the connection without a closing handshake, where the runtime allows it (Node's `ws`). */
+  terminate?(): void;
 }
 
 export interface ClientSocketHandlers {
@@ -49,17 +55,6 @@ export interface ClientSocketHandlers {
 }
 
 export type SocketFactory = (url: string, handlers: ClientSocketHandlers) => ClientSocket;
-
-/** The server answered a request with ERROR (op 12). */
-export class GatewayError extends Error {
-  constructor(
-    readonly code: number,
-    message: string,
-  ) {
-    super(`${code}: ${message}`);
-    this.name = 'GatewayError';
-  }
-}
 
 /** The socket closed before the answer came. */
 export class GatewayClosedError extends Error {
@@ -79,17 +74,19 @@ export interface ConnectOptions {
    * and clear it as they go; a long-lived client would grow it without bound.
    */
   keepReceived?: boolean;
+  /**
+   * Requests shared with other sockets of the same session (ReconnectingClient): their
+   * answers may arrive on a later socket, so this socket's close does not reject them.
+   */
+  requests?: PendingRequests;
+  /** Called when a heartbeat falls due and the previous one was never acknowledged (a zombie socket). */
+  onHeartbeatAckMissed?: () => void;
 }
 
 export interface MessageCreate {
   channel_id: string;
   mentions?: string[];
   mention_everyone?: boolean;
-}
-
-interface Pending {
-  resolve(value: ReadState): void;
-  reject(error: Error): void;
 }
 
 const packr = new Packr({ useRecords: false });
@@ -106,14 +103,19 @@ export class GatewayClient {
   /** Every payload received, in order, when connected with keepReceived; else empty. */
   readonly received: ServerPayload[] = [];
   readonly closed: Promise<CloseInfo>;
+  /** RECONNECT (op 7) arrived: the server asks the client to come back, to `url` when given. */
+  reconnectRequest: { url?: string } | undefined;
   private closeInfo: CloseInfo | undefined;
 
   private readonly socket: ClientSocket;
   private readonly keepReceived: boolean;
-  private readonly pending = new Map<number, Pending>();
-  private nextNonce = 1;
+  private readonly pending: PendingRequests;
+  private readonly ownsPending: boolean;
+  private readonly onHeartbeatAckMissed: (() => void) | undefined;
   private heartbeatTimer: ReturnType<typeof setInterval> | undefined;
+  private heartbeatUnacked = false;
   private readyWaiter: { resolve(ready: Ready): void; reject(error: Error): void } | undefined;
+  private resumeWaiter: { resolve(resumed: boolean): void; reject(error: Error): void } | undefined;
   private readonly dispatchListeners = new Set<(event: string, d: unknown, sequence: number) => void>();
   private readonly payloadListeners = new Set<(payload: ServerPayload) => void>();
   private readonly helloSeen: () => void;
@@ -121,6 +123,9 @@ export class GatewayClient {
   private constructor(url: string, options: ConnectOptions, hello: { resolve(): void; reject(error: Error): void }) {
     this.encoding = options.encoding ?? 'json';
     this.keepReceived = options.keepReceived ?? false;
+    this.ownsPending = options.requests === undefined;
+    this.pending = options.requests ?? new PendingRequests();
+    this.onHeartbeatAckMissed = options.onHeartbeatAckMissed;
     let onClosed!: (info: CloseInfo) => void;
     this.closed = new Promise((resolve) => (onClosed = resolve));
     this.helloSeen = hello.resolve;
@@ -133,9 +138,9 @@ export class GatewayClient {
         this.closeInfo = { code, reason };
         clearInterval(this.heartbeatTimer);
         const error = new GatewayClosedError(this.closeInfo);
-        for (const request of this.pending.values()) request.reject(error);
-        this.pending.clear();
+        if (this.ownsPending) this.pending.rejectAll(error);
         this.readyWaiter?.reject(error);
+        this.resumeWaiter?.reject(error);
         hello.reject(error);
         onClosed(this.closeInfo);
       },
@@ -161,6 +166,18 @@ export class GatewayClient {
     });
   }
 
+  /**
+   * RESUME (instead of IDENTIFY): resolves true once RESUMED arrived (after the missed
+   * dispatches), false on INVALID_SESSION (the socket stays open for identify()); rejects
+   * when the session closes (4004 for a bad token).
+   */
+  resume(token: string, sessionId: string, seq: number): Promise<boolean> {
+    return new Promise((resolve, reject) => {
+      this.resumeWaiter = { resolve, reject };
+      this.send({ op: 6, d: { token, session_id: sessionId, seq } });
+    });
+  }
+
   /** MESSAGE_CREATE; resolves with the author's new read state (its last_message_id is the message id). */
   createMessage(message: MessageCreate): Promise<ReadState> {
     return this.request(20, message);
@@ -172,6 +189,7 @@ export class GatewayClient {
   }
 
   heartbeat(): void {
+    this.heartbeatUnacked = true;
     this.send({ op: 1, d: this.lastSequence });
   }
 
@@ -218,19 +236,30 @@ export class GatewayClient {
     return this.closed;
   }
 
+  /**
+   * Gives the socket up without waiting for the server (a zombie's closing handshake may
+   * never complete): terminated where the socket allows it, else closed with `code`.
+   */
+  abort(code = 4000, reason = ''): void {
+    clearInterval(this.heartbeatTimer);
+    if (this.closeInfo !== undefined) return;
+    if (this.socket.terminate !== undefined) this.socket.terminate();
+    else this.socket.close(code, reason);
+  }
+
   private request(op: number, fields: object): Promise<ReadState> {
-    const nonce = this.nextNonce++;
+    if (this.closeInfo !== undefined) return Promise.reject(new GatewayClosedError(this.closeInfo));
     // A field set to undefined (an optional one a caller passed on) is left out: JSON
     // would drop it, but msgpackr writes undefined as an extension, which the gateway
     // refuses (4002).
     const d: Record<string, unknown> = {};
     for (const [key, value] of Object.entries(fields)) if (value !== undefined) d[key] = value;
-    d.nonce = nonce;
-    return new Promise((resolve, reject) => {
-      if (this.closeInfo !== undefined) return reject(new GatewayClosedError(this.closeInfo));
-      this.pending.set(nonce, { resolve, reject });
-      this.send({ op, d });
-    });
+    return this.pending.add((nonce) => this.send({ op, d: { ...d, nonce } }));
+  }
+
+  private beat(): void {
+    if (this.heartbeatUnacked && this.onHeartbeatAckMissed !== undefined) return this.onHeartbeatAckMissed();
+    this.heartbeat();
   }
 
   private receive(data: string | Uint8Array, heartbeats: boolean): void {
@@ -240,19 +269,23 @@ export class GatewayClient {
     switch (payload.op) {
       case 10: {
         this.heartbeatInterval = (payload.d as { heartbeat_interval: number }).heartbeat_interval;
-        if (heartbeats) this.heartbeatTimer = setInterval(() => this.heartbeat(), this.heartbeatInterval);
+        if (heartbeats) this.heartbeatTimer = setInterval(() => this.beat(), this.heartbeatInterval);
         this.helloSeen();
         return;
       }
-      case 12: {
-        const error = payload.d as { code: number; message: string; nonce?: number | string };
-        const request = typeof error.nonce === 'number' ? this.pending.get(error.nonce) : undefined;
-        if (request !== undefined) {
-          this.pending.delete(error.nonce as number);
-          request.reject(new GatewayError(error.code, error.message));
-        }
+      case 11:
+        this.heartbeatUnacked = false;
         return;
-      }
+      case 7:
+        this.reconnectRequest = (payload.d ?? {}) as { url?: string };
+        return;
+      case 9:
+        this.resumeWaiter?.resolve(false);
+        this.resumeWaiter = undefined;
+        return;
+      case 12:
+        this.pending.failed(payload.d as { code: number; message: string; nonce?: number | string });
+        return;
       case 0: {
         if (typeof payload.s === 'number') this.lastSequence = payload.s;
         const event = payload.t ?? '';
@@ -261,14 +294,13 @@ export class GatewayClient {
           this.readyWaiter?.resolve(this.ready);
           this.readyWaiter = undefined;
         } else if (event === 'READ_STATE_UPDATE') {
-          const { nonce, ...state } = payload.d as ReadState & { nonce?: number | string };
-          const request = typeof nonce === 'number' ? this.pending.get(nonce) : undefined;
-          if (request !== undefined) {
-            this.pending.delete(nonce as number);
-            request.resolve(state);
-          }
+          this.pending.answered(payload.d as ReadState & { nonce?: number | string });
         }
         for (const listener of this.dispatchListeners) listener(event, payload.d, payload.s ?? 0);
+        if (event === 'RESUMED') {
+          this.resumeWaiter?.resolve(true);
+          this.resumeWaiter = undefined;
+        }
         return;
       }
     }

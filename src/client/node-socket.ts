@@ -13,6 +13,7 @@ export const nodeSocketFactory: SocketFactory = (url, handlers) => {
   return {
     send: (data, binary) => ws.send(data, { binary }),
     close: (code, reason) => ws.close(code, reason),
+    terminate: () => ws.terminate(),
   };
 };
 

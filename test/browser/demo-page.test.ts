@@ -5,7 +5,7 @@ import { DEMO_CHANNELS, DEMO_USERS, type DemoDirectory } from '../../src/demo/de
 import { DEV_CONTACT_POINTS, dropKeyspace, uniqueKeyspace } from '../support/cassandra-nodes.js';
 import { AdminApi, byChannel, type GatewayProcess, startGateway } from '../support/gateway-harness.js';
 import { ensureCassandra, ensureChromium, launchChromium, screenshot } from './chromium.js';
-import { TcpRelay } from './tcp-relay.js';
+import { TcpRelay } from '../support/tcp-relay.js';
 
 // The demo page in a real browser (Debian chromium driven by playwright-core) against the
 // compiled gateway in development mode, on a keyspace of its own that the gateway seeds.

@@ -1,12 +1,16 @@
 // A TCP relay on a fixed local port in front of a gateway whose port changes when it is
 // restarted (the harness picks a free one each time), so a page served through the relay can
 // outlive the process that served it, as behind a load balancer. HTTP and WebSocket traffic
-// pass through as bytes; a connection ends when either side ends it.
+// pass through as bytes; a connection ends when either side ends it. The resume tests use it
+// to fail the network under a live socket: cut() resets every connection, stall() leaves
+// them open but silent (a zombie socket, as after a NAT rebinding).
 
 import { connect, createServer, type Server, type Socket } from 'node:net';
 
 export class TcpRelay {
   private readonly connections = new Set<Socket>();
+  /** Pairs of (client, upstream) sockets, for stall(). */
+  private readonly pairs = new Set<[Socket, Socket]>();
 
   private constructor(
     private readonly server: Server,
@@ -35,6 +39,22 @@ export class TcpRelay {
     this.targetPort = port;
   }
 
+  /** Resets every open connection (both sides see the TCP connection die); new ones pass. */
+  cut(): void {
+    for (const socket of this.connections) socket.resetAndDestroy();
+  }
+
+  /** Stops relaying on every open connection without closing it; new ones pass. */
+  stall(): void {
+    for (const [client, upstream] of this.pairs) {
+      client.unpipe(upstream);
+      upstream.unpipe(client);
+      client.pause();
+      upstream.pause();
+    }
+    this.pairs.clear();
+  }
+
   close(): Promise<void> {
     for (const socket of this.connections) socket.destroy();
     return new Promise((resolve) => this.server.close(() => resolve()));
@@ -42,6 +62,9 @@ export class TcpRelay {
 
   private relay(client: Socket): void {
     const upstream = connect(this.targetPort, '127.0.0.1');
+    const pair: [Socket, Socket] = [client, upstream];
+    this.pairs.add(pair);
+    upstream.on('close', () => this.pairs.delete(pair));
     for (const [socket, other] of [
       [client, upstream],
       [upstream, client],
