@@ -1,6 +1,6 @@
 // Hostile input: over 100,000 malformed or random frames (random bytes, JSON and MessagePack
-// of wrong shapes, huge arrays, deep nesting, wrong types, ids out of range) over many
-// connections. The process stays up, each frame gets its specified answer, a well-behaved
+// of wrong shapes, huge arrays, deep nesting, wrong types, ids out of range, floods of
+// RESUMEs for sessions that are not the sender's) over many connections. The process stays up, each frame gets its specified answer, a well-behaved
 // client alongside keeps working, no fuzzer touches another user's read states, and the
 // heap returns to its baseline once the fuzzers are gone.
 
@@ -29,6 +29,7 @@ const unpackr = new Unpackr({ useRecords: false, int64AsType: 'number' });
 const OPEN_SESSIONS = Number(process.env.FUZZ_SESSIONS ?? 40);
 const FRAMES_PER_SESSION = 2_400; // 96,000 on identified sessions
 const CLOSING_FRAMES = Number(process.env.FUZZ_CLOSING ?? 6_000); // one fresh connection each
+const RESUME_ATTEMPTS = Number(process.env.FUZZ_RESUMES ?? 3_000); // up to 20 on each connection
 const IN_FLIGHT = 100;
 
 let gateway: GatewayProcess;
@@ -232,7 +233,7 @@ function closingFrame(): { encoding: 'json' | 'msgpack'; frame: string | Uint8Ar
   const encoding = random() < 0.5 ? 'json' : 'msgpack';
   const encode = (value: unknown) => (encoding === 'json' ? JSON.stringify(value) : packr.pack(value));
   const binary = encoding === 'msgpack';
-  switch (int(8)) {
+  switch (int(9)) {
     case 0: {
       // Random bytes, always binary (a text frame must be UTF-8 at the WebSocket layer).
       let bytes: Uint8Array;
@@ -255,9 +256,71 @@ function closingFrame(): { encoding: 'json' | 'msgpack'; frame: string | Uint8Ar
       return { encoding, frame: encode({ op: 1, d: null, pad: 'x'.repeat(4097 + int(8000)) }), binary, code: 4002 };
     case 6:
       return { encoding, frame: encode({ op: pick([20, 21]), d: junk() }), binary, code: 4003 };
+    case 7:
+      return { encoding, frame: encode({ op: pick([2, 6]), d: pick<unknown>([null, {}, { token: 5 }, { token: 'x.y.z' }, { token: '' }, junk()]) }), binary, code: 4004 };
     default:
-      return { encoding, frame: encode({ op: 2, d: pick<unknown>([null, {}, { token: 5 }, { token: 'x.y.z' }, { token: '' }, junk()]) }), binary, code: 4004 };
+      // RESUME with a forged token: refused as IDENTIFY is, whatever the rest says.
+      return { encoding, frame: encode({ op: 6, d: { token: pick(['x.y.z', 'a'.repeat(200)]), session_id: junk(), seq: junk() } }), binary, code: 4004 };
   }
+}
+
+/** A session that RESUME floods name but must never reach. */
+interface Victim {
+  sessionId: string;
+  lastSequence: number;
+}
+
+/** RESUME data that cannot be honoured for whoever sends it: another user's session, a forged or ill-typed id or seq. */
+function hostileResume(victim: Victim): Record<string, unknown> {
+  const sessionId = pick<unknown>([
+    victim.sessionId,
+    victim.sessionId.toUpperCase(),
+    randomBytes(16).toString('hex'),
+    randomBytes(15).toString('hex'),
+    '',
+    5,
+    null,
+    junk(),
+  ]);
+  const seq = pick<unknown>([victim.lastSequence, 0, 1, 2 ** 53, Number.MAX_SAFE_INTEGER, 1e300, -1, 1.5, '3', null, [], junk()]);
+  return { session_id: sessionId, seq };
+}
+
+/**
+ * Bursts of RESUMEs from other users on fresh connections: each is INVALID_SESSION with the
+ * socket left open, and IDENTIFY still works afterwards. Returns the RESUMEs answered.
+ */
+async function fuzzResume(victim: Victim, count: number): Promise<number> {
+  let done = 0;
+  const worker = async () => {
+    while (done < count) {
+      const encoding = random() < 0.5 ? 'json' : 'msgpack';
+      const encode = (value: unknown) => (encoding === 'json' ? JSON.stringify(value) : packr.pack(value));
+      const decode = (data: Buffer) => (encoding === 'json' ? JSON.parse(data.toString()) : unpackr.unpack(data)) as { op: number; t?: string; d: unknown };
+      const socket = new RawSocket(`${gateway.wsUrl}?encoding=${encoding}`);
+      await socket.waitFrames(1, 30_000);
+      const attacker = randomSnowflake();
+      const token = await userToken(attacker);
+      const burst = 1 + int(20);
+      done += burst;
+      for (let i = 0; i < burst; i++) {
+        let frame = encode({ op: 6, d: { token, ...hostileResume(victim) } });
+        while (Buffer.byteLength(frame) > 4096) frame = encode({ op: 6, d: { token, ...hostileResume(victim) } });
+        socket.send(frame, encoding === 'msgpack');
+      }
+      await socket.waitFrames(1 + burst, 30_000);
+      for (const { data } of socket.frames.slice(1)) expect(decode(data)).toMatchObject({ op: 9, d: false });
+      socket.send(encode({ op: 2, d: { token } }), encoding === 'msgpack');
+      await socket.waitFrames(2 + burst, 30_000);
+      expect(decode(socket.frames[1 + burst].data)).toMatchObject({ op: 0, t: 'READY', d: { user: { id: attacker } } });
+      socket.close();
+      await socket.closed;
+    }
+  };
+  const started = Date.now();
+  await Promise.all(Array.from({ length: 8 }, worker));
+  console.log(`hostile RESUMEs: ${done} in ${Date.now() - started} ms`);
+  return done;
 }
 
 // ---- Drivers ------------------------------------------------------------------------------
@@ -398,9 +461,17 @@ describe(`fuzz (seed ${SEED})`, () => {
     const baselineHeap = await metricValue(gateway, 'nodejs_heap_size_used_bytes');
     const baselineConnections = await metricValue(gateway, 'gateway_connections');
 
+    // The owner's live session: RESUME floods name it, and it must stay where it is.
+    const owner = await connectUser(gateway, foreignOwner);
+    const victim: Victim = { sessionId: owner.ready!.session_id, lastSequence: owner.lastSequence! };
+
     let fuzzing = true;
     const served = wellBehaved(() => !fuzzing);
-    const counts = await Promise.all([...users.map((user, i) => fuzzSession(user, world, i % 2 === 0 ? 'json' : 'msgpack')), fuzzClosing(CLOSING_FRAMES)]);
+    const counts = await Promise.all([
+      ...users.map((user, i) => fuzzSession(user, world, i % 2 === 0 ? 'json' : 'msgpack')),
+      fuzzClosing(CLOSING_FRAMES),
+      fuzzResume(victim, RESUME_ATTEMPTS),
+    ]);
     fuzzing = false;
     const rounds = await served;
     const answered = counts.reduce((a, b) => a + b, 0);
@@ -410,6 +481,10 @@ describe(`fuzz (seed ${SEED})`, () => {
     // Up, serving, and nobody touched the foreign owner's state.
     expect((await fetch(`${gateway.httpUrl}/healthz`)).status).toBe(200);
     expect(byChannel((await api.readStates(foreignOwner)) as ReadState[])).toEqual(ownerBefore);
+    expect(owner.isClosed).toBe(false);
+    expect(await owner.ack(world.foreignChannel, world.foreignMessage)).toMatchObject({ unread_count: 0 });
+    expect(await metricValue(gateway, 'gateway_resumes_total')).toBe(0);
+    await owner.close();
 
     // Every fuzz session is gone and the heap is back near its baseline.
     await sleep(500);
