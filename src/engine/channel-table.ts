@@ -15,7 +15,7 @@ import { BlockRings, grownCopy } from './block-rings.js';
 import { mixHash, SlotIndex, type SlotKeys } from './slot-index.js';
 import { compareSnowflakes } from './snowflake.js';
 
-/** Messages kept per channel for exact counts (PROTOCOL.md: the 1,000 newest). */
+/** Messages kept per channel for exact counts (docs/protocol.md: the 1,000 newest). */
 export const DEFAULT_WINDOW = 1000;
 
 const INITIAL_CHANNELS = 1024;

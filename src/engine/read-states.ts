@@ -1,4 +1,4 @@
-// The semantics of PROTOCOL.md's events, as synchronous functions of (tables, event, now).
+// The semantics of docs/protocol.md's events, as synchronous functions of (tables, event, now).
 //
 // How a read state's counts are derived (the one place that defines them):
 // - unread_count  = channel messages newer than the acked id (ChannelTable.countNewerThan), or
@@ -17,7 +17,7 @@ import { ChannelTable } from './channel-table.js';
 import { type DirtyEvictionSink, ReadStateTable } from './read-state-table.js';
 import { compareSnowflakes, SnowflakeGenerator } from './snowflake.js';
 
-/** Outcome of an event, mapped to PROTOCOL.md error codes at the gateway. */
+/** Outcome of an event, mapped to docs/protocol.md's error codes at the gateway. */
 export const Outcome = {
   ok: 0,
   unknownChannel: 10003,

@@ -1,6 +1,6 @@
-// The HTTP side of the port (PROTOCOL.md "HTTP API"): the admin API under /v1 (bearer
-// token), /healthz, /readyz and /metrics. Membership changes and messages posted here are
-// dispatched to the online sessions like their gateway counterparts.
+// The HTTP side of the port (docs/protocol.md "HTTP API", docs/openapi.json): the admin API
+// under /v1 (bearer token), /healthz, /readyz and /metrics. Membership changes and messages
+// posted here are dispatched to the online sessions like their gateway counterparts.
 //
 // uWS rules followed here: everything read from the request is read before the first
 // await; a response not ended synchronously has an onAborted handler, and nothing is
@@ -8,6 +8,7 @@
 
 import { createHash, timingSafeEqual } from 'node:crypto';
 import type { Logger } from 'pino';
+import { Gauge } from 'prom-client';
 import type { HttpRequest, HttpResponse, TemplatedApp } from 'uWebSockets.js';
 import type { Failure } from '../store/persistent-read-states.js';
 import { canonicalSnowflake, isRecord } from './codec.js';
@@ -83,9 +84,51 @@ class Reply {
   }
 }
 
+/** Methods of the routes below; uWS names DELETE `del`. */
+export type HttpMethod = 'GET' | 'PUT' | 'POST' | 'DELETE';
+
+/** A route the API serves: method and uWS path pattern (`:name` is one path segment). */
+export interface HttpRoute {
+  readonly id: string;
+  readonly method: HttpMethod;
+  readonly path: string;
+  /** Needs `Authorization: Bearer $GATEWAY_ADMIN_TOKEN` (else 401). */
+  readonly admin: boolean;
+}
+
+/**
+ * Every route mountHttpApi serves, in mounting order. Exported so that docs/openapi.json
+ * can be checked against what is really served (test/e2e/openapi.test.ts). Anything else
+ * falls through to a 404 (under /v1/, after the token check).
+ */
+export const HTTP_ROUTES = [
+  { id: 'healthz', method: 'GET', path: '/healthz', admin: false },
+  { id: 'readyz', method: 'GET', path: '/readyz', admin: false },
+  { id: 'metrics', method: 'GET', path: '/metrics', admin: false },
+  { id: 'join', method: 'PUT', path: '/v1/channels/:channel_id/members/:user_id', admin: true },
+  { id: 'leave', method: 'DELETE', path: '/v1/channels/:channel_id/members/:user_id', admin: true },
+  { id: 'postMessage', method: 'POST', path: '/v1/channels/:channel_id/messages', admin: true },
+  { id: 'readStates', method: 'GET', path: '/v1/users/:user_id/read-states', admin: true },
+] as const satisfies readonly HttpRoute[];
+
+type RouteId = (typeof HTTP_ROUTES)[number]['id'];
+type Handler = (reply: Reply, req: HttpRequest, res: HttpResponse) => Promise<void> | void;
+type UwsHandler = (res: HttpResponse, req: HttpRequest) => void;
+
 export function mountHttpApi(app: TemplatedApp, options: HttpApiOptions): void {
   const { readStates, dispatcher, metrics, log } = options;
   const adminDigest = digest(options.adminToken);
+
+  // /readyz's answer as a metric too, so an alert can follow the signal a load balancer
+  // follows (infra/prometheus/alerts.yml). Defined here, next to /readyz, which owns it.
+  new Gauge({
+    name: 'gateway_ready',
+    help: '1 while /readyz answers 200 (store reachable, schema in place, writes succeeding), else 0',
+    registers: [metrics.registry],
+    collect() {
+      this.set(readStates.ready ? 1 : 0);
+    },
+  });
 
   /** Bearer-token check in constant time (digests make the lengths equal). */
   const authorized = (req: HttpRequest): boolean => {
@@ -94,47 +137,46 @@ export function mountHttpApi(app: TemplatedApp, options: HttpApiOptions): void {
     return match !== null && timingSafeEqual(digest(match[1]), adminDigest);
   };
 
-  /** Runs a /v1 handler: 401 without the token, 503/500 when the work fails unexpectedly. */
-  const admin = (handle: (reply: Reply, req: HttpRequest, res: HttpResponse) => Promise<void> | void) => (res: HttpResponse, req: HttpRequest) => {
-    const reply = new Reply(res);
-    if (!authorized(req)) return reply.json(401, { code: 0, message: '401: Unauthorized' });
-    try {
-      const pending = handle(reply, req, res);
-      if (pending !== undefined) {
-        pending.catch((error: unknown) => {
-          log.error({ err: error }, 'admin request failed');
-          reply.json(500, { code: 4000, message: 'Internal error' });
-        });
-      }
-    } catch (error) {
-      log.error({ err: error }, 'admin request failed');
-      reply.json(500, { code: 4000, message: 'Internal error' });
-    }
-  };
-
-  app.get('/healthz', (res) => {
-    new Reply(res).json(200, { ok: true });
-  });
-
-  app.get('/readyz', (res) => {
-    const ready = readStates.ready;
-    new Reply(res).json(ready ? 200 : 503, { ready });
-  });
-
-  app.get('/metrics', (res) => {
-    const reply = new Reply(res);
-    metrics.registry.metrics().then(
-      (text) => reply.send(200, metrics.registry.contentType, text),
-      (error: unknown) => {
-        log.error({ err: error }, 'collecting metrics failed');
+  /** Runs a handler: 401 without the token on admin routes, 500 when the work fails unexpectedly. */
+  const serve =
+    (handle: Handler, admin: boolean): UwsHandler =>
+    (res, req) => {
+      const reply = new Reply(res);
+      if (admin && !authorized(req)) return reply.json(401, { code: 0, message: '401: Unauthorized' });
+      try {
+        const pending = handle(reply, req, res);
+        if (pending !== undefined) {
+          pending.catch((error: unknown) => {
+            log.error({ err: error }, 'http request failed');
+            reply.json(500, { code: 4000, message: 'Internal error' });
+          });
+        }
+      } catch (error) {
+        log.error({ err: error }, 'http request failed');
         reply.json(500, { code: 4000, message: 'Internal error' });
-      },
-    );
-  });
+      }
+    };
 
-  app.put(
-    '/v1/channels/:channel_id/members/:user_id',
-    admin(async (reply, req) => {
+  // A Record over the route ids: the compiler insists on one handler per route in the table.
+  const handlers: Record<RouteId, Handler> = {
+    healthz: (reply) => reply.json(200, { ok: true }),
+
+    readyz: (reply) => {
+      const ready = readStates.ready;
+      reply.json(ready ? 200 : 503, { ready });
+    },
+
+    metrics: (reply) => {
+      metrics.registry.metrics().then(
+        (text) => reply.send(200, metrics.registry.contentType, text),
+        (error: unknown) => {
+          log.error({ err: error }, 'collecting metrics failed');
+          reply.json(500, { code: 4000, message: 'Internal error' });
+        },
+      );
+    },
+
+    join: async (reply, req) => {
       const channelId = canonicalSnowflake(req.getParameter(0));
       const userId = canonicalSnowflake(req.getParameter(1));
       if (channelId === null || userId === null) return reply.json(400, INVALID_BODY);
@@ -142,12 +184,9 @@ export function mountHttpApi(app: TemplatedApp, options: HttpApiOptions): void {
       if (result.code !== 0) return failed(reply, result);
       if (result.created) dispatcher.joined(userId, result.state);
       reply.send(204, null, '');
-    }),
-  );
+    },
 
-  app.del(
-    '/v1/channels/:channel_id/members/:user_id',
-    admin(async (reply, req) => {
+    leave: async (reply, req) => {
       const channelId = canonicalSnowflake(req.getParameter(0));
       const userId = canonicalSnowflake(req.getParameter(1));
       if (channelId === null || userId === null) return reply.json(400, INVALID_BODY);
@@ -155,12 +194,9 @@ export function mountHttpApi(app: TemplatedApp, options: HttpApiOptions): void {
       if (result.code !== 0) return failed(reply, result);
       if (result.removed) dispatcher.left(userId, channelId);
       reply.send(204, null, '');
-    }),
-  );
+    },
 
-  app.post(
-    '/v1/channels/:channel_id/messages',
-    admin(async (reply, req, res) => {
+    postMessage: async (reply, req, res) => {
       const channelId = canonicalSnowflake(req.getParameter(0));
       const body = await readBody(res, reply);
       if (body === undefined) return;
@@ -171,12 +207,9 @@ export function mountHttpApi(app: TemplatedApp, options: HttpApiOptions): void {
       if (result.code !== 0) return failed(reply, result);
       dispatcher.messageCreated(result, message.authorId);
       reply.json(200, { message_id: result.messageId });
-    }),
-  );
+    },
 
-  app.get(
-    '/v1/users/:user_id/read-states',
-    admin(async (reply, req) => {
+    readStates: async (reply, req) => {
       const userId = canonicalSnowflake(req.getParameter(0));
       if (userId === null) return reply.json(400, INVALID_BODY);
       let states;
@@ -187,16 +220,30 @@ export function mountHttpApi(app: TemplatedApp, options: HttpApiOptions): void {
         return failed(reply, { code: 4000 });
       }
       reply.json(200, states);
-    }),
-  );
+    },
+  };
 
-  app.any(
-    '/v1/*',
-    admin((reply) => reply.json(404, { code: 0, message: '404: Not Found' })),
-  );
-  app.any('/*', (res) => {
-    new Reply(res).json(404, { code: 0, message: '404: Not Found' });
-  });
+  for (const route of HTTP_ROUTES) {
+    const handler = serve(handlers[route.id], route.admin);
+    switch (route.method) {
+      case 'GET':
+        app.get(route.path, handler);
+        break;
+      case 'PUT':
+        app.put(route.path, handler);
+        break;
+      case 'POST':
+        app.post(route.path, handler);
+        break;
+      case 'DELETE':
+        app.del(route.path, handler);
+        break;
+    }
+  }
+
+  const notFound: Handler = (reply) => reply.json(404, { code: 0, message: '404: Not Found' });
+  app.any('/v1/*', serve(notFound, true));
+  app.any('/*', serve(notFound, false));
 }
 
 function failed(reply: Reply, failure: Failure): void {

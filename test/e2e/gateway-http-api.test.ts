@@ -215,6 +215,8 @@ describe('operations endpoints', () => {
       expect(text, name).toContain(name);
     }
     expect(Number(/^gateway_connections (\d+)$/m.exec(text)?.[1])).toBeGreaterThanOrEqual(1);
+    // Follows /readyz, which answered 200 above.
+    expect(text).toMatch(/^gateway_ready 1$/m);
     await client.close();
   });
 });

@@ -37,7 +37,7 @@ function gatewayUrl(): string {
   return `${location.protocol === 'https:' ? 'wss:' : 'ws:'}//${location.host}/gateway`;
 }
 
-/** Counts past the exact window are reported as 1000 (PROTOCOL.md "ReadState"). */
+/** Counts past the exact window are reported as 1000 (docs/protocol.md "The read state"). */
 function countText(count: number): string {
   return count >= 1000 ? '999+' : String(count);
 }
