@@ -1,4 +1,4 @@
-// A typed client of the read-state gateway (PROTOCOL.md), independent of the WebSocket
+// A typed client of the read-state gateway (docs/protocol.md), independent of the WebSocket
 // implementation: node-socket.ts adapts the `ws` package, browser-socket.ts the browser's
 // WebSocket. Used by the tests, the load tools and the demo.
 //

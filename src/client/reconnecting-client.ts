@@ -1,4 +1,4 @@
-// A gateway session that survives dropped sockets (PROTOCOL.md v2 "Reconnect and resume"),
+// A gateway session that survives dropped sockets (docs/protocol.md v2 "Reconnect and resume"),
 // for apps: it connects, identifies, and whenever the socket drops (a network change, a
 // proxy cutting an idle socket, a deploy, a zombie socket whose heartbeats go unanswered)
 // it reconnects by itself and RESUMEs, so the app receives every update it missed, once

@@ -1,4 +1,4 @@
-// Client frames in, server frames out, for both encodings (PROTOCOL.md "Connection", "Opcodes").
+// Client frames in, server frames out, for both encodings (docs/protocol.md "Connection", "Opcodes").
 //
 // decodeFrame turns a frame into one typed request or the close code that answers it; it
 // knows nothing of sessions, so "before IDENTIFY" and "twice" are decided by the session.
@@ -12,7 +12,7 @@ import { decodeMessagePack, encodeMessagePack } from './msgpack.js';
 
 export type Encoding = 'json' | 'msgpack';
 
-/** Largest client payload accepted (PROTOCOL.md); larger closes with 4002. */
+/** Largest client payload accepted (docs/protocol.md); larger closes with 4002. */
 export const MAX_PAYLOAD_BYTES = 4096;
 const MAX_NONCE_CODE_POINTS = 64;
 

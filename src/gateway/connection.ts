@@ -1,5 +1,5 @@
 // One WebSocket: HELLO on open, IDENTIFY or RESUME within the timeout, heartbeats, the rate
-// limit, then MESSAGE_CREATE / MESSAGE_ACK driving the read states (PROTOCOL.md "Session",
+// limit, then MESSAGE_CREATE / MESSAGE_ACK driving the read states (docs/protocol.md "Session",
 // v2 "Reconnect and resume"). What outlives the socket (sequence, resume buffer) is the
 // Session it is attached to.
 //
@@ -36,7 +36,7 @@ import type { Session, SessionLink } from './session.js';
 import { TokenBucket } from './token-bucket.js';
 import type { UserTokens } from './user-tokens.js';
 
-/** PROTOCOL.md: IDENTIFY must arrive within 10 s of HELLO. */
+/** docs/protocol.md: IDENTIFY must arrive within 10 s of HELLO. */
 export const IDENTIFY_TIMEOUT_MS = 10_000;
 
 /** The socket under a connection (uWS in production, a recorder in unit tests). */

@@ -1,4 +1,4 @@
-// Standard MessagePack (PROTOCOL.md "Connection"), read and written with msgpackr.
+// Standard MessagePack (docs/protocol.md "Connection"), read and written with msgpackr.
 //
 // Client frames: msgpackr cannot be told to refuse extensions. It returns a C1Type for
 // 0xc1 and a Date for a timestamp, which a check of the decoded value would catch, but it

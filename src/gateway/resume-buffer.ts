@@ -1,6 +1,6 @@
 // The dispatches a session sent after READY, kept so that a client whose socket dropped can
 // RESUME and receive, with their original sequence numbers, the ones it missed
-// (PROTOCOL.md v2 "Reconnect and resume").
+// (docs/protocol.md v2 "Reconnect and resume").
 //
 // Why rows of typed arrays: every session keeps its buffer, connected or not, for up to
 // GATEWAY_RESUME_BUFFER dispatches. An object or an encoded frame per dispatch would put

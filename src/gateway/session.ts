@@ -1,5 +1,5 @@
 // An identified session: its user, its encoding, the sequence of its dispatches and the
-// buffer that lets a client RESUME it (PROTOCOL.md "Session", v2 "Reconnect and resume").
+// buffer that lets a client RESUME it (docs/protocol.md "Session", v2 "Reconnect and resume").
 //
 // A session outlives its socket. The socket (a Connection) is attached after IDENTIFY and
 // after every successful RESUME; in between, the session stays registered for fan-out, so

@@ -1,6 +1,6 @@
 // The per-session rate limit: a token bucket holding `limit` tokens that refills `limit`
 // per `windowMs`. A burst of `limit` payloads passes, and over any long stretch at most
-// about `limit` per window do (PROTOCOL.md: GATEWAY_RATE_LIMIT per GATEWAY_RATE_WINDOW_MS).
+// about `limit` per window do (docs/protocol.md: GATEWAY_RATE_LIMIT per GATEWAY_RATE_WINDOW_MS).
 
 export class TokenBucket {
   private tokens: number;

@@ -1,5 +1,5 @@
 // User tokens: HS256 JWTs whose `sub` is the user id and whose `exp` lies in the future
-// (PROTOCOL.md "Session"). Verification answers the user id or null; why a token failed is
+// (docs/protocol.md "Session"). Verification answers the user id or null; why a token failed is
 // not the client's business (every failure closes with 4004).
 
 import { jwtVerify, SignJWT } from 'jose';

@@ -1,4 +1,4 @@
-// PROTOCOL.md: "A slow consumer whose unsent data passes the backpressure limit is closed;
+// docs/protocol.md: "A slow consumer whose unsent data passes the backpressure limit is closed;
 // the server's memory stays bounded." A session that stops reading while its channel is
 // busy is cut off; a reading member of the same channel gets every update.
 

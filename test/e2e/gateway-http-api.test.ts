@@ -1,4 +1,4 @@
-// PROTOCOL.md "HTTP API": the admin calls with their statuses and bodies, the bearer
+// docs/protocol.md "HTTP API": the admin calls with their statuses and bodies, the bearer
 // token, hostile bodies, and the health, readiness and metrics endpoints.
 
 import { connect } from 'node:net';

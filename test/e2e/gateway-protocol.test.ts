@@ -1,4 +1,4 @@
-// PROTOCOL.md "Connection", "Opcodes", "Session", "Errors", "Close codes", over real sockets
+// docs/protocol.md "Connection", "Opcodes", "Session", "Errors", "Close codes", over real sockets
 // against the compiled gateway and a real Cassandra node.
 
 import { SignJWT } from 'jose';

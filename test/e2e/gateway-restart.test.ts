@@ -1,4 +1,4 @@
-// PROTOCOL.md "Operations": SIGTERM closes sockets with 1001, writes every changed read
+// docs/protocol.md "Operations": SIGTERM closes sockets with 1001, writes every changed read
 // state and exits 0; a restart on the same Cassandra data shows every user the same read
 // states, and counts stay exact afterwards. The expected states come from a small model
 // of the protocol's definitions, checked before the stop, after the restart, and after

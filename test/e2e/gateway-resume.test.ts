@@ -1,4 +1,4 @@
-// PROTOCOL.md v2 "Reconnect and resume", on the real gateway and Cassandra: a socket that
+// docs/protocol.md v2 "Reconnect and resume", on the real gateway and Cassandra: a socket that
 // drops mid-stream (closed by the client, reset by the network, or silent) is resumed by the
 // reconnecting client, which then has every update exactly once and in order; every RESUME
 // the gateway cannot honour gets INVALID_SESSION; a stop sends RECONNECT, then 1001, and the

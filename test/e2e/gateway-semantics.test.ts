@@ -1,4 +1,4 @@
-// PROTOCOL.md "ReadState" and "Events and semantics" over real sockets: unread and mention
+// docs/protocol.md "ReadState" and "Events and semantics" over real sockets: unread and mention
 // counts, every device told, nonces only to the requester, acks never backwards, exact
 // counts, membership changes, isolation between users.
 

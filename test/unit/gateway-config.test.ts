@@ -1,4 +1,4 @@
-// Configuration: PROTOCOL.md's defaults, checked values, and no development secrets in production.
+// Configuration: docs/protocol.md's defaults, checked values, and no development secrets in production.
 
 import { describe, expect, it } from 'vitest';
 import { ConfigError, DEV_ADMIN_TOKEN, DEV_JWT_SECRET, loadConfig } from '../../src/config.js';

@@ -37,7 +37,7 @@ function ack(rs: ReadStates, user: number, channel: number, message: bigint) {
 
 const join = (rs: ReadStates, user: number, channel: number) => rs.join(...U(user), ...C(channel));
 
-describe('read-state semantics (PROTOCOL.md)', () => {
+describe('read-state semantics (docs/protocol.md)', () => {
   it('a new member of an empty channel has nothing unread and no ids', () => {
     const rs = engine();
     join(rs, 1, 1);
@@ -161,7 +161,7 @@ describe('read-state semantics (PROTOCOL.md)', () => {
   });
 });
 
-// ---- Property test against a reference model that applies PROTOCOL.md's definitions ----
+// ---- Property test against a reference model that applies docs/protocol.md's definitions ----
 
 interface ModelMessage {
   id: bigint;
@@ -193,7 +193,7 @@ const opArb = fc.oneof(
 );
 
 describe('ReadStates against a reference model', () => {
-  it('reports unread and mention counts as PROTOCOL.md defines them', () => {
+  it('reports unread and mention counts as docs/protocol.md defines them', () => {
     fc.assert(
       // Windows of 6 (one ring block) and 11 (the ring moves from a block of 8 to one of 11).
       fc.property(fc.constantFrom(6, 11), fc.array(opArb, { maxLength: 150, size: 'max' }), (W, ops) => {

@@ -37,7 +37,7 @@ describe('snowflake parse and format', () => {
     expect(format(parse('00000000000000000001')!)).toBe('1');
   });
 
-  it('rejects what PROTOCOL.md calls malformed', () => {
+  it('rejects what docs/protocol.md calls malformed', () => {
     for (const text of ['', '-1', '+1', '1.0', '1e3', ' 1', '1 ', 'abc', '0x10', '１', '18446744073709551616', '99999999999999999999', '000000000000000000001']) {
       expect(parse(text), text).toBeUndefined();
     }
