@@ -18,14 +18,10 @@
 // The gateway runs compiled (dist/src/main.js) on the local Cassandra node, with its own
 // keyspace (dropped afterwards).
 
-import { type ChildProcess, spawn } from 'node:child_process';
 import { performance } from 'node:perf_hooks';
-import { fileURLToPath } from 'node:url';
-import cassandra from 'cassandra-driver';
 import WebSocket from 'ws';
 import { UserTokens } from '../../src/gateway/user-tokens.js';
-import { freePort } from '../support/free-port.js';
-import { SERVER_NODE_FLAGS } from './node-flags.js';
+import { BENCH_ADMIN_TOKEN, BENCH_JWT_SECRET, dropBenchKeyspace, startBenchGateway, startUwsPeer, stopServer } from './bench-servers.js';
 
 const args = process.argv.slice(2);
 const flag = (name: string) => args.includes(`--${name}`);
@@ -42,12 +38,6 @@ const ROUNDS = option('rounds', 3);
 const MAX_IN_FLIGHT = 32;
 const WARMUP_SECONDS = 1;
 
-/** dist/ (this file runs compiled, from dist/test/bench/). */
-const DIST = fileURLToPath(new URL('../../', import.meta.url));
-const JWT_SECRET = 'bench-jwt-secret-with-enough-length';
-const ADMIN_TOKEN = 'bench-admin-token-with-enough-length';
-const CONTACT_POINTS = process.env.CASSANDRA_CONTACT_POINTS ?? '127.0.0.1:9042';
-
 interface Result {
   impl: string;
   load: 'fixed' | 'max';
@@ -60,61 +50,6 @@ interface Result {
   deliveredPerSec?: number;
 }
 
-// ---- Processes ------------------------------------------------------------------------------
-
-async function waitForHttp(url: string, child: ChildProcess): Promise<void> {
-  const deadline = Date.now() + 90_000;
-  while (Date.now() < deadline) {
-    if (child.exitCode !== null) throw new Error(`server exited with ${child.exitCode}`);
-    try {
-      if ((await fetch(url)).status === 200) return;
-    } catch {
-      // not up yet
-    }
-    await new Promise((resolve) => setTimeout(resolve, 200));
-  }
-  throw new Error(`timed out waiting for ${url}`);
-}
-
-async function startEcho(): Promise<{ port: number; child: ChildProcess }> {
-  const port = await freePort();
-  const child = spawn(process.execPath, [...SERVER_NODE_FLAGS, `${DIST}test/bench/uws-echo-server.js`, String(port)], { stdio: ['ignore', 'pipe', 'inherit'] });
-  await new Promise<void>((resolve, reject) => {
-    child.stdout!.on('data', (chunk: Buffer) => {
-      if (chunk.toString().startsWith('listening')) resolve();
-    });
-    child.once('exit', (code) => reject(new Error(`echo server exited with ${code}`)));
-  });
-  return { port, child };
-}
-
-async function startGateway(keyspace: string): Promise<{ port: number; child: ChildProcess }> {
-  const port = await freePort();
-  const child = spawn(process.execPath, [...SERVER_NODE_FLAGS, `${DIST}src/main.js`], {
-    env: {
-      ...process.env,
-      PORT: String(port),
-      HOST: '127.0.0.1',
-      CASSANDRA_CONTACT_POINTS: CONTACT_POINTS,
-      CASSANDRA_KEYSPACE: keyspace,
-      GATEWAY_JWT_SECRET: JWT_SECRET,
-      GATEWAY_ADMIN_TOKEN: ADMIN_TOKEN,
-      GATEWAY_RATE_LIMIT: '1000000000',
-      LOG_LEVEL: 'warn',
-    },
-    stdio: ['ignore', 'inherit', 'inherit'],
-  });
-  await waitForHttp(`http://127.0.0.1:${port}/readyz`, child);
-  return { port, child };
-}
-
-function stop(child: ChildProcess): Promise<void> {
-  return new Promise((resolve) => {
-    if (child.exitCode !== null) return resolve();
-    child.once('exit', () => resolve());
-    child.kill('SIGTERM');
-  });
-}
 
 // ---- Load -----------------------------------------------------------------------------------
 
@@ -325,8 +260,8 @@ function median(runs: Result[]): Result {
 
 async function main(): Promise<void> {
   const keyspace = `bench_gateway_${Date.now().toString(36)}`;
-  const echo = await startEcho();
-  const gateway = await startGateway(keyspace);
+  const echo = await startUwsPeer('uws-echo-server.js');
+  const gateway = await startBenchGateway(keyspace);
   const runs = new Map<string, Result[]>();
   const keep = (result: Result) => {
     const key = `${result.impl}/${result.load}`;
@@ -337,9 +272,9 @@ async function main(): Promise<void> {
     const base = `http://127.0.0.1:${gateway.port}`;
     const setup: GatewaySetup = {
       url: `ws://127.0.0.1:${gateway.port}/gateway`,
-      tokens: new UserTokens(JWT_SECRET),
+      tokens: new UserTokens(BENCH_JWT_SECRET),
       admin: (method, path, body) =>
-        fetch(`${base}${path}`, { method, headers: { authorization: `Bearer ${ADMIN_TOKEN}` }, body: body === undefined ? undefined : JSON.stringify(body) }),
+        fetch(`${base}${path}`, { method, headers: { authorization: `Bearer ${BENCH_ADMIN_TOKEN}` }, body: body === undefined ? undefined : JSON.stringify(body) }),
     };
     // Rounds interleave the implementations, so a noisy neighbour hurts them alike.
     for (let round = 0; round < ROUNDS; round++) {
@@ -351,10 +286,9 @@ async function main(): Promise<void> {
       keep(await createScenario(setup, null, round * 4 + 3));
     }
   } finally {
-    await stop(echo.child);
-    await stop(gateway.child);
-    const client = new cassandra.Client({ contactPoints: CONTACT_POINTS.split(','), localDataCenter: 'datacenter1' });
-    await client.execute(`DROP KEYSPACE IF EXISTS ${keyspace}`).finally(() => client.shutdown());
+    await stopServer(echo.child);
+    await stopServer(gateway.child);
+    await dropBenchKeyspace(keyspace);
   }
 
   const results = [...runs.values()].map(median);
