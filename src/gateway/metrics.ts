@@ -14,6 +14,19 @@ const REQUEST_OPS = new Set([1, 2, 6, 20, 21]);
 /** Why a RESUME was answered with INVALID_SESSION. */
 export type ResumeRefusal = 'malformed' | 'unknown_session' | 'wrong_user' | 'encoding' | 'seq';
 
+/** A factory of gauges that read one figure of `source()` at scrape time. */
+function gaugeReading<S>(source: () => S, registers: Registry[]) {
+  return (name: string, help: string, read: (s: S) => number) =>
+    new Gauge({
+      name,
+      help,
+      registers,
+      collect() {
+        this.set(read(source()));
+      },
+    });
+}
+
 export class GatewayMetrics {
   readonly registry = new Registry();
   readonly connections: Gauge;
@@ -52,29 +65,13 @@ export class GatewayMetrics {
       labelNames: ['reason'],
       registers,
     });
-    const sessionGauge = (name: string, help: string, read: (s: ResumableSessionsStats) => number) =>
-      new Gauge({
-        name,
-        help,
-        registers,
-        collect() {
-          this.set(read(sessions()));
-        },
-      });
+    const sessionGauge = gaugeReading(sessions, registers);
     sessionGauge('gateway_sessions', 'Identified sessions, with or without a socket', (s) => s.sessions);
     sessionGauge('gateway_resumable_sessions', 'Sessions whose socket is gone, kept for RESUME until the resume window ends', (s) => s.detached);
     sessionGauge('gateway_resume_buffered_dispatches', 'Dispatches held in resume buffers, over all sessions', (s) => s.bufferedDispatches);
     sessionGauge('gateway_resume_buffer_bytes', 'Memory the resume buffers take', (s) => s.bufferBytes);
 
-    const gauge = (name: string, help: string, read: (s: PersistentReadStatesStats) => number) =>
-      new Gauge({
-        name,
-        help,
-        registers,
-        collect() {
-          this.set(read(stats()));
-        },
-      });
+    const gauge = gaugeReading(stats, registers);
     gauge('readstate_engine_size', 'Read states held in memory', (s) => s.size);
     gauge('readstate_engine_capacity', 'Read states the memory table can hold', (s) => s.capacity);
     gauge('readstate_dirty', 'Read states changed and not yet written', (s) => s.dirty);

@@ -47,10 +47,15 @@ export async function startUwsPeer(script: string, args: string[] = []): Promise
   return { port, child };
 }
 
-/** Starts the compiled gateway on `keyspace` (rate limit off: the benchmarks measure the data path), `env` on top. */
+/**
+ * Starts the compiled gateway on `keyspace` (rate limit off: the benchmarks measure the data
+ * path), `env` on top. BENCH_GATEWAY_NODE_FLAGS adds Node flags to the gateway alone, e.g.
+ * "--cpu-prof --cpu-prof-dir=/tmp/prof" to profile it under a benchmark's load.
+ */
 export async function startBenchGateway(keyspace: string, env: Record<string, string> = {}): Promise<BenchServer> {
   const port = await freePort();
-  const child = spawn(process.execPath, [...SERVER_NODE_FLAGS, `${DIST}src/main.js`], {
+  const extraFlags = (process.env.BENCH_GATEWAY_NODE_FLAGS ?? '').split(' ').filter((flag) => flag !== '');
+  const child = spawn(process.execPath, [...SERVER_NODE_FLAGS, ...extraFlags, `${DIST}src/main.js`], {
     env: {
       ...process.env,
       PORT: String(port),

@@ -14,8 +14,9 @@
 import { writeFileSync } from 'node:fs';
 import { monitorEventLoopDelay, performance } from 'node:perf_hooks';
 import { createInterface } from 'node:readline';
-import WebSocket from 'ws';
+import type WebSocket from 'ws';
 import { UserTokens } from '../../src/gateway/user-tokens.js';
+import { identifiedSocket, openSocket } from './bench-sockets.js';
 import { channelIdOf, type LoadConfig, type LoadRunResult, userIdOf } from './fanout-layout.js';
 
 const config = JSON.parse(process.argv[2]) as LoadConfig;
@@ -97,34 +98,12 @@ function onFrame(data: Buffer): void {
   record(sentAt, receivedAt);
 }
 
-function open(url: string): Promise<WebSocket> {
-  return new Promise((resolve, reject) => {
-    const ws = new WebSocket(url, { perMessageDeflate: false });
-    ws.once('open', () => resolve(ws));
-    ws.once('error', reject);
-  });
-}
-
 async function connectMember(channel: number, member: number): Promise<Member> {
   const userId = userIdOf(channel, member, config.members);
-  if (config.impl === 'uws-pubsub') {
-    const ws = await open(`${config.url}?channel=${channelIdOf(channel)}`);
-    ws.on('message', onFrame);
-    return { ws, channel };
-  }
-  const ws = await open(config.url);
-  const token = await tokens.sign(userId, 24 * 3600);
-  await new Promise<void>((resolve, reject) => {
-    const onReady = (data: Buffer) => {
-      const text = data.toString();
-      if (!text.includes('"READY"')) return;
-      ws.off('message', onReady);
-      resolve();
-    };
-    ws.on('message', onReady);
-    ws.once('close', (code) => reject(new Error(`closed with ${code} before READY`)));
-    ws.send(JSON.stringify({ op: 2, d: { token } }));
-  });
+  const ws =
+    config.impl === 'uws-pubsub'
+      ? await openSocket(`${config.url}?channel=${channelIdOf(channel)}`)
+      : await identifiedSocket(config.url, await tokens.sign(userId, 24 * 3600));
   ws.on('message', onFrame);
   return { ws, channel };
 }

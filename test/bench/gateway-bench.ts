@@ -21,6 +21,7 @@
 import { performance } from 'node:perf_hooks';
 import WebSocket from 'ws';
 import { UserTokens } from '../../src/gateway/user-tokens.js';
+import { identifiedSocket, openSocket } from './bench-sockets.js';
 import { BENCH_ADMIN_TOKEN, BENCH_JWT_SECRET, dropBenchKeyspace, startBenchGateway, startUwsPeer, stopServer } from './bench-servers.js';
 
 const args = process.argv.slice(2);
@@ -90,29 +91,6 @@ class LoadConnection {
   close(): void {
     this.ws.close();
   }
-}
-
-function openSocket(url: string): Promise<WebSocket> {
-  return new Promise((resolve, reject) => {
-    const ws = new WebSocket(url, { perMessageDeflate: false });
-    ws.once('open', () => resolve(ws));
-    ws.once('error', reject);
-  });
-}
-
-/** Opens a gateway session for `userId` and waits for READY. */
-async function identify(url: string, token: string): Promise<WebSocket> {
-  const ws = await openSocket(url);
-  await new Promise<void>((resolve) => {
-    const onMessage = (data: Buffer) => {
-      if ((JSON.parse(data.toString()) as { t?: string }).t !== 'READY') return;
-      ws.off('message', onMessage);
-      resolve();
-    };
-    ws.on('message', onMessage);
-    ws.send(JSON.stringify({ op: 2, d: { token } }));
-  });
-  return ws;
 }
 
 function percentile(sorted: Float64Array, p: number): number {
@@ -212,7 +190,7 @@ async function ackScenario(setup: GatewaySetup, rate: number | null, round: numb
     await setup.admin('PUT', `/v1/channels/${channelId}/members/${userId}`);
     const post = await setup.admin('POST', `/v1/channels/${channelId}/messages`, { author_id: userId });
     const { message_id: messageId } = (await post.json()) as { message_id: string };
-    const ws = await identify(setup.url, await setup.tokens.sign(userId, 3600));
+    const ws = await identifiedSocket(setup.url, await setup.tokens.sign(userId, 3600));
     connections.push(new LoadConnection(ws, (nonce) => `{"op":21,"d":{"channel_id":"${channelId}","message_id":"${messageId}","nonce":${nonce}}}`));
   }
   const result = await drive('gateway-ack', connections, rate, { delivered: () => connections.reduce((sum, c) => sum + c.delivered, 0) });
@@ -230,7 +208,7 @@ async function createScenario(setup: GatewaySetup, rate: number | null, round: n
     for (let m = 0; m < FANOUT; m++) {
       const userId = String(2n ** 60n + BigInt(round * 100_000 + 50_000 + c * FANOUT + m));
       await setup.admin('PUT', `/v1/channels/${channelId}/members/${userId}`);
-      const ws = await identify(setup.url, await setup.tokens.sign(userId, 3600));
+      const ws = await identifiedSocket(setup.url, await setup.tokens.sign(userId, 3600));
       const connection = new LoadConnection(ws, (nonce) => `{"op":20,"d":{"channel_id":"${channelId}","nonce":${nonce}}}`);
       everyone.push(connection);
       if (m === 0) authors.push(connection);

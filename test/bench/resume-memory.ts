@@ -64,10 +64,24 @@ function footprint(): number {
   return usage.heapUsed + usage.arrayBuffers;
 }
 
-function timedGc(): number {
+/** Memory over `baseline` and the time of one full GC, with every buffer alive. */
+function measureHeld(design: Design, sessions: number, buffer: number, baseline: number, fillSeconds: number): Result {
   const started = performance.now();
   collect();
-  return performance.now() - started;
+  const fullGcMs = performance.now() - started;
+  const usage = process.memoryUsage();
+  return {
+    design,
+    sessions,
+    buffer,
+    dispatches: sessions * buffer,
+    bytesPerDispatch: round((footprint() - baseline) / (sessions * buffer), 2),
+    heapUsedMiB: round(usage.heapUsed / MiB),
+    arrayBuffersMiB: round(usage.arrayBuffers / MiB),
+    rssMiB: round(usage.rss / MiB),
+    fillSeconds: round(fillSeconds, 2),
+    fullGcMs: round(fullGcMs, 1),
+  };
 }
 
 /** Distinct READ_STATE_UPDATEs with ids above 2^53, as fan-out prepares them. */
@@ -102,9 +116,7 @@ async function runRows(sessionCount: number, buffer: number): Promise<Result> {
   open.length = 0;
   const stats = sessions.stats;
   if (stats.detached !== sessionCount || stats.bufferedDispatches !== sessionCount * buffer) throw new Error(`unexpected stats ${JSON.stringify(stats)}`);
-  const fullGcMs = timedGc();
-  const usage = process.memoryUsage();
-  const used = footprint() - baseline;
+  const held = measureHeld('rows', sessionCount, buffer, baseline, fillSeconds);
 
   // Expiry: the last session detached should end WINDOW_MS after it was detached.
   while (sessions.stats.sessions > 0) await new Promise((resolve) => setTimeout(resolve, 5));
@@ -113,20 +125,7 @@ async function runRows(sessionCount: number, buffer: number): Promise<Result> {
   collect();
   await new Promise((resolve) => setTimeout(resolve, 200));
   collect();
-  return {
-    design: 'rows',
-    sessions: sessionCount,
-    buffer,
-    dispatches: sessionCount * buffer,
-    bytesPerDispatch: round(used / (sessionCount * buffer), 2),
-    heapUsedMiB: round(usage.heapUsed / MiB),
-    arrayBuffersMiB: round(usage.arrayBuffers / MiB),
-    rssMiB: round(usage.rss / MiB),
-    fillSeconds: round(fillSeconds, 2),
-    fullGcMs: round(fullGcMs, 1),
-    expiryLateMs,
-    leftAfterExpiryMiB: round((footprint() - baseline) / MiB),
-  };
+  return { ...held, expiryLateMs, leftAfterExpiryMiB: round((footprint() - baseline) / MiB) };
 }
 
 /** The peer: each session keeps the frames it sent, as sent (strings), capped at `buffer`. */
@@ -142,23 +141,9 @@ function runFrames(sessionCount: number, buffer: number): Result {
     kept.push(frames);
     if (i % 1000 === 0) process.stderr.write(`frames: ${i} sessions\n`);
   }
-  const fillSeconds = (performance.now() - started) / 1000;
-  const fullGcMs = timedGc();
-  const usage = process.memoryUsage();
-  const used = footprint() - baseline;
+  const result = measureHeld('frames', sessionCount, buffer, baseline, (performance.now() - started) / 1000);
   if (kept.length !== sessionCount) throw new Error('lost a session');
-  return {
-    design: 'frames',
-    sessions: sessionCount,
-    buffer,
-    dispatches: sessionCount * buffer,
-    bytesPerDispatch: round(used / (sessionCount * buffer), 2),
-    heapUsedMiB: round(usage.heapUsed / MiB),
-    arrayBuffersMiB: round(usage.arrayBuffers / MiB),
-    rssMiB: round(usage.rss / MiB),
-    fillSeconds: round(fillSeconds, 2),
-    fullGcMs: round(fullGcMs, 1),
-  };
+  return result;
 }
 
 function argValue(name: string, fallback: string): string {

@@ -8,6 +8,7 @@
 // Prints "listening <port>" once bound.
 
 import uWS from 'uWebSockets.js';
+import { listenPeer } from './uws-peer.js';
 
 const port = Number(process.argv[2] ?? 0);
 let nextId = 1n << 60n;
@@ -16,36 +17,27 @@ interface SocketData {
   channel: string;
 }
 
-const app = uWS.App();
-app
-  .ws<SocketData>('/gateway', {
-    maxPayloadLength: 16 * 1024,
-    maxBackpressure: 1024 * 1024,
-    closeOnBackpressureLimit: 1,
-    idleTimeout: 0,
-    upgrade: (res, req, context) => {
-      const data: SocketData = { channel: req.getQuery('channel') ?? '' };
-      res.upgrade(data, req.getHeader('sec-websocket-key'), req.getHeader('sec-websocket-protocol'), req.getHeader('sec-websocket-extensions'), context);
-    },
-    open: (ws) => {
-      ws.subscribe(ws.getUserData().channel);
-    },
-    message: (ws, message) => {
-      const request = JSON.parse(Buffer.from(message).toString()) as { op: number; d: { channel_id: string; nonce: number } };
-      if (request.op !== 20) return;
-      const id = (nextId++).toString();
-      const { channel_id: channel, nonce } = request.d;
-      app.publish(
-        channel,
-        `{"op":0,"t":"READ_STATE_UPDATE","s":0,"d":{"channel_id":"${channel}","last_message_id":"${id}","last_acked_id":null,"unread_count":1,"mention_count":0,"nonce":${nonce}}}`,
-      );
-    },
-  })
-  .listen('127.0.0.1', port, (socket) => {
-    if (socket === false) {
-      process.stderr.write(`cannot listen on ${port}\n`);
-      process.exit(1);
-    }
-    process.stdout.write(`listening ${uWS.us_socket_local_port(socket as unknown as uWS.us_socket)}\n`);
-  });
-process.on('SIGTERM', () => process.exit(0));
+const app: uWS.TemplatedApp = uWS.App().ws<SocketData>('/gateway', {
+  maxPayloadLength: 16 * 1024,
+  maxBackpressure: 1024 * 1024,
+  closeOnBackpressureLimit: 1,
+  idleTimeout: 0,
+  upgrade: (res, req, context) => {
+    const data: SocketData = { channel: req.getQuery('channel') ?? '' };
+    res.upgrade(data, req.getHeader('sec-websocket-key'), req.getHeader('sec-websocket-protocol'), req.getHeader('sec-websocket-extensions'), context);
+  },
+  open: (ws) => {
+    ws.subscribe(ws.getUserData().channel);
+  },
+  message: (ws, message) => {
+    const request = JSON.parse(Buffer.from(message).toString()) as { op: number; d: { channel_id: string; nonce: number } };
+    if (request.op !== 20) return;
+    const id = (nextId++).toString();
+    const { channel_id: channel, nonce } = request.d;
+    app.publish(
+      channel,
+      `{"op":0,"t":"READ_STATE_UPDATE","s":0,"d":{"channel_id":"${channel}","last_message_id":"${id}","last_acked_id":null,"unread_count":1,"mention_count":0,"nonce":${nonce}}}`,
+    );
+  },
+});
+listenPeer(app, port);
