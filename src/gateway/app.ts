@@ -49,7 +49,7 @@ type ListenWithOptions = (host: string, port: number, options: number, cb: (sock
 export class Gateway {
   readonly metrics: GatewayMetrics;
   readonly dispatcher: Dispatcher;
-  readonly sessions: ResumableSessions;
+  private readonly sessions: ResumableSessions;
   private readonly app: uWS.TemplatedApp;
   private readonly connections = new Set<Connection>();
   private readonly outbox = new Outbox();
