@@ -74,6 +74,30 @@ describe('DemoReadStates', () => {
     ]);
   });
 
+  it('sends an ack again after a resume when it could not be sent, and not when it went out', () => {
+    const { acks, states } = setup();
+    states.reset([state(GENERAL, '900000000000000003', null, 3)]);
+    states.openChannel(GENERAL);
+    // The socket was down: the page could not send it.
+    states.ackNotSent(GENERAL, '900000000000000003');
+    // Another message came while away, replayed by RESUME: the open channel is read up to it.
+    states.update(state(GENERAL, '900000000000000004', null, 4));
+    states.resumed();
+    expect(acks).toEqual([
+      [GENERAL, '900000000000000003'],
+      [GENERAL, '900000000000000004'],
+    ]);
+    // That one went out: a second resume sends nothing more, nor does a stale failure report.
+    states.ackNotSent(GENERAL, '900000000000000003');
+    states.resumed();
+    expect(acks).toHaveLength(2);
+    // Lost with the socket it was sent on: sent again once the session is back.
+    states.ackNotSent(GENERAL, '900000000000000004');
+    states.resumed();
+    expect(acks.at(-1)).toEqual([GENERAL, '900000000000000004']);
+    expect(acks).toHaveLength(3);
+  });
+
   it('closes the open channel when the user leaves it, and ignores opening an unknown one', () => {
     const { acks, states } = setup();
     states.reset([state(GENERAL, null, null, 0), state(RANDOM, null, null, 0)]);

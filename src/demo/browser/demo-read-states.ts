@@ -6,7 +6,9 @@
 // - opening a channel reads it: the newest message is acked;
 // - while a channel is open and the page is visible, a new message in it is read at once;
 //   a hidden page leaves it unread until it is shown again;
-// - one ack per newest message: the updates that follow an ack (one per device) send no more.
+// - one ack per newest message: the updates that follow an ack (one per device) send no more;
+// - an ack that could not be sent (the socket was down, or dropped before the gateway had it)
+//   is sent again once the session is back.
 
 import type { ReadState } from '../../client/gateway-client.js';
 
@@ -51,6 +53,22 @@ export class DemoReadStates {
   update(state: ReadState): void {
     this.states.set(state.channel_id, state);
     if (state.channel_id === this.open) this.readOpenChannel();
+  }
+
+  /**
+   * The ack for `messageId` did not reach the gateway (no socket, or it dropped first): it no
+   * longer counts as sent, so the next read of the channel sends it again.
+   */
+  ackNotSent(channelId: string, messageId: string): void {
+    if (this.ackSent.get(channelId) === messageId) this.ackSent.delete(channelId);
+  }
+
+  /**
+   * The session came back without a READY (RESUMED): the updates it missed have been applied;
+   * the open channel is read again if an ack of it was lost meanwhile or a message came in.
+   */
+  resumed(): void {
+    this.readOpenChannel();
   }
 
   /** READ_STATE_DELETE: the user left the channel. */
