@@ -4,18 +4,37 @@
 // badges change live, and two as the same user show the user's devices staying in sync.
 //
 // Plain DOM, no framework: the page is three small lists. The gateway protocol itself is the
-// typed client's (src/client/), loaded as the ES module tsc compiled it to.
+// typed client's (src/client/), loaded as the ES modules tsc compiled it to: the window's
+// session is a ReconnectingClient, so when the socket drops the page says so, gets its
+// session back by RESUME and applies the updates it missed as they are replayed; only when
+// the gateway cannot resume (it restarted, or the window was away too long) does a fresh
+// READY rebuild the badges.
 
 import { browserSocketFactory } from '../../client/browser-socket.js';
-import { GatewayClient, type ReadState, type Ready } from '../../client/gateway-client.js';
+import type { ReadState, Ready } from '../../client/gateway-client.js';
+import { NotDeliveredError, type ReconnectingEvent, ReconnectingClient } from '../../client/reconnecting-client.js';
 import type { DemoChannel, DemoDirectory } from '../demo-directory.js';
 import { DemoReadStates } from './demo-read-states.js';
 
 type DemoUserWithToken = DemoDirectory['users'][number];
-type ConnectionStatus = 'connecting' | 'online' | 'offline';
+/**
+ * #status's data-state: `reconnecting` while the session is being got back after its socket
+ * dropped; `offline` once an attempt found no gateway (the client keeps trying) or the
+ * gateway refused the token.
+ */
+type ConnectionStatus = 'connecting' | 'online' | 'reconnecting' | 'offline';
 
-/** Waits before reconnecting after consecutive failures; the last one repeats. */
-const RECONNECT_DELAYS_MS = [500, 1000, 2000, 5000, 10_000];
+const STATUS_TEXT: Record<ConnectionStatus, string> = {
+  connecting: 'Connecting…',
+  online: 'Online',
+  reconnecting: 'Reconnecting…',
+  offline: 'Offline, retrying…',
+};
+/** Reconnect back-off: the first step and the ceiling (attempt n waits a random time below min(ceiling, first × 2^n)). */
+const BACKOFF_MS = 500;
+const MAX_BACKOFF_MS = 10_000;
+/** After the gateway refused the token for good, a new client (with a new token) after this long. */
+const RESTART_AFTER_REFUSAL_MS = 5000;
 const EVENT_LOG_LENGTH = 12;
 
 type Child = Node | string;
@@ -68,8 +87,9 @@ class DemoPage {
   private readonly channels: Map<string, DemoChannel>;
   private readonly names: Map<string, string>;
   private readonly readStates: DemoReadStates;
-  private client: GatewayClient | null = null;
-  private failures = 0;
+  private client: ReconnectingClient | null = null;
+  /** The last token the directory gave, used again when it cannot be fetched (its TTL is hours). */
+  private token: string;
 
   private readonly status = el('span', { id: 'status', class: 'status', role: 'status' });
   private readonly channelList = el('ul', { class: 'channel-list' });
@@ -86,6 +106,7 @@ class DemoPage {
     this.channels = new Map(directory.channels.map((channel) => [channel.id, channel]));
     this.names = new Map(directory.users.map((each) => [each.id, each.name]));
     this.readStates = new DemoReadStates((channelId, messageId) => this.sendAck(channelId, messageId), { visible: document.visibilityState === 'visible' });
+    this.token = user.token;
   }
 
   start(): void {
@@ -112,63 +133,92 @@ class DemoPage {
       this.render();
     });
     this.render();
-    void this.connect();
+    this.connect();
   }
 
   // ---- Connection ------------------------------------------------------------------------
 
-  private async connect(): Promise<void> {
+  private connect(): void {
     this.setStatus('connecting');
-    let client: GatewayClient;
-    let token: string;
-    try {
-      // A fresh token each time: the old one may have expired while the page was open.
-      const directory = await fetchDirectory();
-      const entry = directory.users.find((each) => each.id === this.user.id);
-      if (entry === undefined) throw new Error(`demo user ${this.user.id} is gone`);
-      token = entry.token;
-      client = await GatewayClient.connect(gatewayUrl(), { socketFactory: browserSocketFactory });
-    } catch (error) {
-      this.logLine('connection failed', describeError(error));
-      this.scheduleReconnect();
-      return;
-    }
-    this.client = client;
-    client.onDispatch((event, d) => this.dispatched(event, d));
-    void client.closed.then(({ code, reason }) => {
-      if (this.client !== client) return;
-      this.client = null;
-      this.logLine('socket closed', `${code}${reason === '' ? '' : ` ${reason}`}`);
-      this.scheduleReconnect();
+    const client = new ReconnectingClient({
+      url: gatewayUrl(),
+      token: () => this.freshToken(),
+      socketFactory: browserSocketFactory,
+      backoffMs: BACKOFF_MS,
+      maxBackoffMs: MAX_BACKOFF_MS,
     });
-    // A refused token closes the socket (4004): the close above reports it and reconnects.
-    client.identify(token).catch(() => {});
+    this.client = client;
+    client.on('dispatch', (event, d) => this.dispatched(event, d));
+    client.on('ready', (ready) => this.ready(ready));
+    client.on('resumed', ({ replayed }) => {
+      this.logLine('RESUMED', `${plural(replayed, 'missed update')} replayed`);
+      this.setStatus('online');
+      // An ack lost with the old socket is sent again now.
+      this.readStates.resumed();
+      this.render();
+    });
+    client.on('reconnecting', (event) => this.reconnecting(event));
+    client.on('closed', ({ code, reason }) => {
+      if (this.client !== client) return;
+      // The gateway refused the token (4004): a new client, with a new token, a little later.
+      this.client = null;
+      this.logLine('closed', `${code}${reason === '' ? '' : ` ${reason}`}`);
+      this.setStatus('offline');
+      window.setTimeout(() => this.connect(), RESTART_AFTER_REFUSAL_MS);
+    });
   }
 
-  private scheduleReconnect(): void {
-    this.setStatus('offline');
-    const delay = RECONNECT_DELAYS_MS[Math.min(this.failures, RECONNECT_DELAYS_MS.length - 1)];
-    this.failures++;
-    window.setTimeout(() => void this.connect(), delay);
+  /** A fresh token for every IDENTIFY and RESUME: the old one may have expired while the page was open. */
+  private async freshToken(): Promise<string> {
+    try {
+      const directory = await fetchDirectory();
+      const entry = directory.users.find((each) => each.id === this.user.id);
+      if (entry !== undefined) this.token = entry.token;
+    } catch (error) {
+      // The directory is served by the gateway being reconnected to: the last token still does.
+      this.logLine('token not refreshed', describeError(error));
+    }
+    return this.token;
+  }
+
+  /** A fresh READY (the first, or after the gateway could not resume): the badges are rebuilt from it. */
+  private ready(ready: Ready): void {
+    this.sessionLabel.textContent = `session ${ready.session_id}`;
+    this.setStatus('online');
+    this.logLine('READY', plural(ready.read_states.length, 'channel'));
+    this.readStates.reset(ready.read_states);
+    this.render();
+  }
+
+  private reconnecting({ attempt, delayMs, reason }: ReconnectingEvent): void {
+    if (attempt === 1) {
+      // The socket that was up dropped: the session is kept on the gateway for a while.
+      this.logLine('socket closed', `${reason === 'zombie' ? 'no heartbeat answer' : reason}, reconnecting`);
+      this.setStatus('reconnecting');
+    } else {
+      // The last attempt did not reach the gateway.
+      this.logLine('reconnect failed', `attempt ${attempt - 1}, next in ${(delayMs / 1000).toFixed(1)} s`);
+      this.setStatus('offline');
+    }
   }
 
   private setStatus(status: ConnectionStatus): void {
     this.status.dataset.state = status;
-    this.status.textContent = status;
+    this.status.textContent = STATUS_TEXT[status];
+    // How the window got its session back, for people and for tests.
+    const stats = this.client?.stats;
+    if (stats !== undefined) {
+      this.status.dataset.resumes = String(stats.resumes);
+      this.status.dataset.invalidSessions = String(stats.invalidSessions);
+    }
+    this.status.title = stats === undefined ? '' : `${plural(stats.resumes, 'resume')}, ${plural(stats.invalidSessions, 'session')} not resumable`;
+    document.getElementById('app')!.dataset.connection = status;
     if (this.panel !== null) this.panel.send.disabled = status !== 'online';
   }
 
+  /** Every dispatch, replayed ones included (READY and RESUMED come as their own events). */
   private dispatched(event: string, d: unknown): void {
     switch (event) {
-      case 'READY': {
-        const ready = d as Ready;
-        this.failures = 0;
-        this.sessionLabel.textContent = `session ${ready.session_id}`;
-        this.setStatus('online');
-        this.logLine('READY', plural(ready.read_states.length, 'channel'));
-        this.readStates.reset(ready.read_states);
-        break;
-      }
       case 'READ_STATE_UPDATE': {
         const { nonce, ...state } = d as ReadState & { nonce?: string | number };
         // The nonce comes back only to the window that asked; every other window of the
@@ -192,14 +242,21 @@ class DemoPage {
 
   private sendAck(channelId: string, messageId: string): void {
     const client = this.client;
-    // Offline: the READY after the reconnect brings the channel back and it is read then.
-    if (client === null) return;
-    client.ack(channelId, messageId).catch((error: unknown) => this.logLine('ack failed', describeError(error)));
+    // No socket: sent once the session is back (RESUMED, or READY, which reads the open channel again).
+    if (client === null || client.state !== 'ready') return this.readStates.ackNotSent(channelId, messageId);
+    client.ack(channelId, messageId).catch((error: unknown) => {
+      this.logLine('ack failed', describeError(error));
+      // An ERROR answer would come again: only an ack the gateway never had is sent again.
+      if (!(error instanceof NotDeliveredError)) return;
+      this.readStates.ackNotSent(channelId, messageId);
+      // Rejected as the session came back: read again now (while still away, `resumed` will).
+      if (client.state === 'ready') this.readStates.resumed();
+    });
   }
 
   private async sendMessage(channelId: string, form: HTMLFormElement, panel: ChannelPanel): Promise<void> {
     const client = this.client;
-    if (client === null) return;
+    if (client === null || client.state !== 'ready') return;
     const boxes = Array.from(form.querySelectorAll<HTMLInputElement>('input[name="mention"]:checked'));
     const everyone = form.querySelector<HTMLInputElement>('input[name="everyone"]')!.checked;
     const mentions = boxes.map((box) => box.value);
@@ -212,7 +269,7 @@ class DemoPage {
     } catch (error) {
       panel.result.textContent = `Not sent: ${describeError(error)}`;
     } finally {
-      panel.send.disabled = this.client === null;
+      panel.send.disabled = this.client?.state !== 'ready';
     }
   }
 
@@ -297,7 +354,7 @@ class DemoPage {
     const detail = (): HTMLElement => el('dd', {});
     const details = { newest: detail(), read: detail(), unread: detail(), mentions: detail() };
     const send = el('button', { type: 'submit', class: 'send' }, 'Send message');
-    send.disabled = this.client === null;
+    send.disabled = this.client?.state !== 'ready';
     const result = el('p', { class: 'send-result', role: 'status' });
     const mentionChoices = others.map((id) =>
       el('label', {}, el('input', { type: 'checkbox', name: 'mention', value: id }), ` @${this.names.get(id) ?? id}`),
