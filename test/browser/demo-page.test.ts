@@ -1,5 +1,14 @@
+import { execFile } from 'node:child_process';
+import { existsSync, readdirSync, statSync } from 'node:fs';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { createServer, type Socket } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
 import type { Browser, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { ReadState } from '../../src/client/gateway-client.js';
 import { connectNode } from '../../src/client/node-socket.js';
 import { DEMO_CHANNELS, DEMO_USERS, type DemoDirectory } from '../../src/demo/demo-directory.js';
 import { DEV_CONTACT_POINTS, dropKeyspace, uniqueKeyspace } from '../support/cassandra-nodes.js';
@@ -12,6 +21,7 @@ import { TcpRelay } from '../support/tcp-relay.js';
 
 const ALICE = DEMO_USERS.find((user) => user.name === 'Alice')!.id;
 const BOB = DEMO_USERS.find((user) => user.name === 'Bob')!.id;
+const CAROL = DEMO_USERS.find((user) => user.name === 'Carol')!.id;
 const GENERAL = DEMO_CHANNELS.find((channel) => channel.name === 'general')!.id;
 const BACKEND = DEMO_CHANNELS.find((channel) => channel.name === 'backend')!.id;
 const RANDOM = DEMO_CHANNELS.find((channel) => channel.name === 'random')!.id;
@@ -66,8 +76,84 @@ async function openChannel(page: Page, channelId: string): Promise<void> {
   await page.locator(`li[data-channel-id="${channelId}"] button`).click();
 }
 
+const ROOT = fileURLToPath(new URL('../../', import.meta.url));
+
+function newestMtime(dir: string): number {
+  return Math.max(0, ...readdirSync(dir, { withFileTypes: true }).map((entry) => (entry.isDirectory() ? newestMtime(join(dir, entry.name)) : statSync(join(dir, entry.name)).mtimeMs)));
+}
+
+/**
+ * The page's browser code is served from dist/ (src/demo/demo-routes.ts), compiled by
+ * `npm run build`; the harness compiles only what src/main.ts imports, which the page is
+ * not. So the page and the client modules it imports are compiled here when older than
+ * their sources, or the test would run yesterday's page.
+ */
+async function ensureDemoPageBuilt(): Promise<void> {
+  const page = join(ROOT, 'dist/src/demo/browser/demo-page.js');
+  const newest = Math.max(newestMtime(join(ROOT, 'src/demo/browser')), newestMtime(join(ROOT, 'src/client')));
+  if (existsSync(page) && statSync(page).mtimeMs >= newest) return;
+  const dir = await mkdtemp(join(tmpdir(), 'demo-page-build-'));
+  const config = join(dir, 'tsconfig.json');
+  await writeFile(config, JSON.stringify({ extends: join(ROOT, 'tsconfig.json'), compilerOptions: { outDir: join(ROOT, 'dist'), rootDir: ROOT, typeRoots: [join(ROOT, 'node_modules/@types')] }, files: [join(ROOT, 'src/demo/browser/demo-page.ts')], include: [] }));
+  try {
+    await promisify(execFile)(process.execPath, [join(ROOT, 'node_modules/typescript/bin/tsc'), '-p', config], { timeout: 180_000 });
+  } catch (error) {
+    throw new Error(`building the demo page failed:\n${(error as { stdout?: string }).stdout ?? ''}`, { cause: error });
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+}
+
+/** A TCP server that accepts connections and never answers: a network that has gone away. */
+async function startBlackHole(): Promise<{ port: number; accepted(): number; release(): void; close(): Promise<void> }> {
+  const sockets = new Set<Socket>();
+  let accepted = 0;
+  const server = createServer((socket) => {
+    accepted++;
+    sockets.add(socket);
+    socket.on('error', () => {});
+    socket.on('close', () => sockets.delete(socket));
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const release = () => {
+    for (const socket of sockets) socket.destroy();
+  };
+  return {
+    port: (server.address() as { port: number }).port,
+    accepted: () => accepted,
+    release,
+    close: () => {
+      release();
+      return new Promise((resolve) => server.close(() => resolve()));
+    },
+  };
+}
+
+/** Marks the window, so a later check can tell it was not reloaded, and records every #status state it shows from now on. */
+async function watchWindow(page: Page): Promise<void> {
+  await page.evaluate(() => {
+    const status = document.getElementById('status')!;
+    const states = [status.dataset.state];
+    Object.assign(window, { notReloaded: true, statusStates: states });
+    new MutationObserver(() => states.push(status.dataset.state)).observe(status, { attributes: true, attributeFilter: ['data-state'] });
+  });
+}
+
+async function watched(page: Page): Promise<{ notReloaded: boolean; statusStates: string[] }> {
+  return page.evaluate(() => {
+    const w = window as unknown as { notReloaded?: boolean; statusStates?: string[] };
+    return { notReloaded: w.notReloaded === true, statusStates: w.statusStates ?? [] };
+  });
+}
+
+/** How the window's client got its session back so far (the page's #status data attributes). */
+async function sessionHistory(page: Page): Promise<{ resumes: number; invalidSessions: number }> {
+  const status = page.locator('#status');
+  return { resumes: Number(await status.getAttribute('data-resumes')), invalidSessions: Number(await status.getAttribute('data-invalid-sessions')) };
+}
+
 beforeAll(async () => {
-  await Promise.all([ensureChromium(), ensureCassandra()]);
+  await Promise.all([ensureChromium(), ensureCassandra(), ensureDemoPageBuilt()]);
   [gateway, browser] = await Promise.all([startGateway(gatewayEnv), launchChromium()]);
 });
 
@@ -150,6 +236,83 @@ describe('the demo page (development mode)', () => {
     await page.context().close();
   });
 
+  it('shows a cut connection as reconnecting and comes back resumed, not reloaded, counting what was posted meanwhile', async () => {
+    const api = new AdminApi(running().httpUrl);
+    const relay = await TcpRelay.start(running().port);
+    const blackHole = await startBlackHole();
+    try {
+      const bob = await openAs(BOB, `http://127.0.0.1:${relay.port}`);
+      await watchWindow(bob);
+      // Bob is reading #backend: what comes in there while he is away is read once he is back.
+      await openChannel(bob, BACKEND);
+      await expect.poll(() => badges(bob, BACKEND), POLL).toEqual({ unread: 0, mentions: 0 });
+      const sessionLabel = await bob.locator('.session-id').textContent();
+      const before = { random: await badges(bob, RANDOM), general: await badges(bob, GENERAL) };
+      expect(await sessionHistory(bob)).toEqual({ resumes: 0, invalidSessions: 0 });
+
+      // Alice posts; halfway through, the network under Bob's window goes: the open socket is
+      // reset and new connections hang (the relay now leads to a black hole).
+      const posts: Array<[string, { mentions?: string[] }]> = [
+        [RANDOM, { mentions: [BOB] }],
+        [GENERAL, {}],
+        [RANDOM, {}],
+        [RANDOM, { mentions: [BOB] }],
+        [GENERAL, { mentions: [BOB] }],
+        [RANDOM, {}],
+      ];
+      for (const [i, [channelId, extra]] of posts.entries()) {
+        if (i === 2) {
+          relay.retarget(blackHole.port);
+          relay.cut();
+          await bob.locator('#status[data-state="reconnecting"]').waitFor({ timeout: 10_000 });
+        }
+        await api.post(channelId, ALICE, extra);
+      }
+      await api.post(BACKEND, CAROL, { mentions: [BOB] });
+      // The window's first attempt to reconnect hangs in the black hole: still away, and saying so.
+      await expect.poll(() => blackHole.accepted(), POLL).toBeGreaterThan(0);
+      expect(await bob.locator('#status').getAttribute('data-state')).toBe('reconnecting');
+      expect(await bob.locator('#status').textContent()).toBe('Reconnecting…');
+      await screenshot(bob, 'bob-reconnecting');
+
+      // The network comes back: the hanging attempt fails (the page says offline), the next one reaches the gateway.
+      relay.retarget(running().port);
+      blackHole.release();
+      await bob.locator('#status[data-state="online"]').waitFor({ timeout: 15_000 });
+      const counted = (channelId: string, base: { unread: number; mentions: number }) => ({
+        unread: base.unread + posts.filter(([c]) => c === channelId).length,
+        mentions: base.mentions + posts.filter(([c, extra]) => c === channelId && extra.mentions !== undefined).length,
+      });
+      const expected = { random: counted(RANDOM, before.random), general: counted(GENERAL, before.general) };
+      await expect.poll(async () => ({ random: await badges(bob, RANDOM), general: await badges(bob, GENERAL) }), POLL).toEqual(expected);
+      // The gateway's own counts agree.
+      const states = (await api.readStates(BOB)) as ReadState[];
+      const stateOf = (channelId: string) => states.find((state) => state.channel_id === channelId)!;
+      expect({ unread: stateOf(RANDOM).unread_count, mentions: stateOf(RANDOM).mention_count }).toEqual(expected.random);
+      expect({ unread: stateOf(GENERAL).unread_count, mentions: stateOf(GENERAL).mention_count }).toEqual(expected.general);
+      // The open channel's new message was read after the resume: on the page and on the gateway.
+      expect(await badges(bob, BACKEND)).toEqual({ unread: 0, mentions: 0 });
+      await expect.poll(async () => ((await api.readStates(BOB)) as ReadState[]).find((state) => state.channel_id === BACKEND)!.unread_count, POLL).toBe(0);
+
+      // Resumed (the same session, the missed updates replayed), not identified again, not reloaded.
+      expect(await sessionHistory(bob)).toEqual({ resumes: 1, invalidSessions: 0 });
+      expect(await bob.locator('.session-id').textContent()).toBe(sessionLabel);
+      const { notReloaded, statusStates } = await watched(bob);
+      expect(notReloaded).toBe(true);
+      expect(statusStates[0]).toBe('online');
+      expect(statusStates.at(-1)).toBe('online');
+      expect(statusStates).toContain('reconnecting');
+      expect(await bob.locator('.event-log').textContent()).toMatch(/RESUMED \d+ missed updates? replayed/);
+      await screenshot(bob, 'bob-resumed');
+      // The browser reports the failed connection attempts as console errors; the page throws nothing.
+      expect(uncaughtErrors).toEqual([]);
+      await bob.context().close();
+    } finally {
+      await relay.close();
+      await blackHole.close();
+    }
+  });
+
   it('does not seed again when the gateway restarts on seeded data, and an open window reconnects to it', async () => {
     // Every demo user's read states, through the admin API of whichever process is running.
     const snapshot = () => {
@@ -161,6 +324,7 @@ describe('the demo page (development mode)', () => {
     const relay = await TcpRelay.start(running().port);
     try {
       const bob = await openAs(BOB, `http://127.0.0.1:${relay.port}`);
+      await watchWindow(bob);
       const randomBefore = await badges(bob, RANDOM);
 
       expect(await running().stop()).toBe(0);
@@ -175,6 +339,10 @@ describe('the demo page (development mode)', () => {
       await new AdminApi(running().httpUrl).post(RANDOM, ALICE, { mentions: [BOB] });
       await bob.locator('#status[data-state="online"]').waitFor({ timeout: 30_000 });
       await expect.poll(() => badges(bob, RANDOM), POLL).toEqual({ unread: randomBefore.unread + 1, mentions: randomBefore.mentions + 1 });
+      // The stopping gateway sent RECONNECT; the new process cannot resume a session it never
+      // had, so the window identified again and rebuilt its badges from READY, without a reload.
+      expect(await sessionHistory(bob)).toEqual({ resumes: 0, invalidSessions: 1 });
+      expect((await watched(bob)).notReloaded).toBe(true);
       // The browser reports the refused connections of the outage as console errors; the page throws nothing.
       expect(uncaughtErrors).toEqual([]);
       await bob.context().close();
