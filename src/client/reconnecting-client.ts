@@ -196,7 +196,9 @@ export class ReconnectingClient {
       this.up();
       for (const listener of this.listeners.ready) listener(ready);
     } catch {
-      // The socket closed while identifying or resuming: its close handler schedules the next attempt.
+      // The socket closed while identifying or resuming, or the token could not be had: either
+      // way the socket is given up, and its close schedules the next attempt after the back-off.
+      client.abort();
     }
   }
 

@@ -1,18 +1,11 @@
-import { execFile } from 'node:child_process';
-import { existsSync, readdirSync, statSync } from 'node:fs';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { createServer, type Socket } from 'node:net';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { promisify } from 'node:util';
 import type { Browser, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ReadState } from '../../src/client/gateway-client.js';
 import { connectNode } from '../../src/client/node-socket.js';
 import { DEMO_CHANNELS, DEMO_USERS, type DemoDirectory } from '../../src/demo/demo-directory.js';
 import { DEV_CONTACT_POINTS, dropKeyspace, uniqueKeyspace } from '../support/cassandra-nodes.js';
-import { AdminApi, byChannel, type GatewayProcess, startGateway } from '../support/gateway-harness.js';
+import { AdminApi, byChannel, ensureBuilt, type GatewayProcess, startGateway } from '../support/gateway-harness.js';
 import { ensureCassandra, ensureChromium, launchChromium, screenshot } from './chromium.js';
 import { TcpRelay } from '../support/tcp-relay.js';
 
@@ -76,34 +69,6 @@ async function openChannel(page: Page, channelId: string): Promise<void> {
   await page.locator(`li[data-channel-id="${channelId}"] button`).click();
 }
 
-const ROOT = fileURLToPath(new URL('../../', import.meta.url));
-
-function newestMtime(dir: string): number {
-  return Math.max(0, ...readdirSync(dir, { withFileTypes: true }).map((entry) => (entry.isDirectory() ? newestMtime(join(dir, entry.name)) : statSync(join(dir, entry.name)).mtimeMs)));
-}
-
-/**
- * The page's browser code is served from dist/ (src/demo/demo-routes.ts), compiled by
- * `npm run build`; the harness compiles only what src/main.ts imports, which the page is
- * not. So the page and the client modules it imports are compiled here when older than
- * their sources, or the test would run yesterday's page.
- */
-async function ensureDemoPageBuilt(): Promise<void> {
-  const page = join(ROOT, 'dist/src/demo/browser/demo-page.js');
-  const newest = Math.max(newestMtime(join(ROOT, 'src/demo/browser')), newestMtime(join(ROOT, 'src/client')));
-  if (existsSync(page) && statSync(page).mtimeMs >= newest) return;
-  const dir = await mkdtemp(join(tmpdir(), 'demo-page-build-'));
-  const config = join(dir, 'tsconfig.json');
-  await writeFile(config, JSON.stringify({ extends: join(ROOT, 'tsconfig.json'), compilerOptions: { outDir: join(ROOT, 'dist'), rootDir: ROOT, typeRoots: [join(ROOT, 'node_modules/@types')] }, files: [join(ROOT, 'src/demo/browser/demo-page.ts')], include: [] }));
-  try {
-    await promisify(execFile)(process.execPath, [join(ROOT, 'node_modules/typescript/bin/tsc'), '-p', config], { timeout: 180_000 });
-  } catch (error) {
-    throw new Error(`building the demo page failed:\n${(error as { stdout?: string }).stdout ?? ''}`, { cause: error });
-  } finally {
-    await rm(dir, { recursive: true, force: true });
-  }
-}
-
 /** A TCP server that accepts connections and never answers: a network that has gone away. */
 async function startBlackHole(): Promise<{ port: number; accepted(): number; release(): void; close(): Promise<void> }> {
   const sockets = new Set<Socket>();
@@ -153,7 +118,7 @@ async function sessionHistory(page: Page): Promise<{ resumes: number; invalidSes
 }
 
 beforeAll(async () => {
-  await Promise.all([ensureChromium(), ensureCassandra(), ensureDemoPageBuilt()]);
+  await Promise.all([ensureChromium(), ensureCassandra(), ensureBuilt()]);
   [gateway, browser] = await Promise.all([startGateway(gatewayEnv), launchChromium()]);
 });
 

@@ -36,14 +36,15 @@ function newestSource(dir: string): number {
 
 /**
  * Compiles the gateway into dist/ (as `npm run build` does) when dist/ is missing or older
- * than src/, so tests never run stale code. Only src/main.ts and what it imports are
- * compiled: work in progress elsewhere in the tree cannot block the gateway's tests.
+ * than src/, so tests never run stale code. Only src/main.ts and what it imports, and the
+ * demo page's browser code it serves from dist/, are compiled: work in progress elsewhere
+ * in the tree cannot block the gateway's tests.
  */
 export async function ensureBuilt(): Promise<void> {
   if (existsSync(MAIN) && statSync(MAIN).mtimeMs >= newestSource(join(ROOT, 'src'))) return;
   const dir = await mkdtemp(join(tmpdir(), 'gateway-build-'));
   const config = join(dir, 'tsconfig.json');
-  await writeFile(config, JSON.stringify({ extends: join(ROOT, 'tsconfig.json'), compilerOptions: { outDir: join(ROOT, 'dist'), rootDir: ROOT, typeRoots: [join(ROOT, 'node_modules/@types')] }, files: [join(ROOT, 'src/main.ts')], include: [] }));
+  await writeFile(config, JSON.stringify({ extends: join(ROOT, 'tsconfig.json'), compilerOptions: { outDir: join(ROOT, 'dist'), rootDir: ROOT, typeRoots: [join(ROOT, 'node_modules/@types')] }, files: [join(ROOT, 'src/main.ts'), join(ROOT, 'src/demo/browser/demo-page.ts')], include: [] }));
   try {
     await run(process.execPath, [join(ROOT, 'node_modules/typescript/bin/tsc'), '-p', config], { timeout: 180_000 });
   } catch (error) {

@@ -80,6 +80,29 @@ describe('reconnecting client', () => {
     await client.close();
   });
 
+  it('gives a socket up and tries again later when the token cannot be had', async () => {
+    vi.useFakeTimers();
+    const { opened, factory } = scriptedSockets();
+    let calls = 0;
+    const token = () => {
+      calls++;
+      if (calls === 1) throw new Error('token service down');
+      return 't';
+    };
+    const events: ReconnectingEvent[] = [];
+    const client = new ReconnectingClient({ url: 'ws://a.test/gateway', token, socketFactory: factory, random: () => 0.5 });
+    client.on('reconnecting', (event) => events.push(event));
+    await flush();
+    opened[0].server.message(encodeHello('json', 41_250) as string);
+    await flush();
+    expect(events).toEqual([{ attempt: 1, delayMs: 250, reason: 4000 }]);
+    await vi.advanceTimersByTimeAsync(250);
+    opened[1].server.message(encodeHello('json', 41_250) as string);
+    await flush();
+    expect(JSON.parse(opened[1].sent[0])).toMatchObject({ op: 2, d: { token: 't' } });
+    await client.close();
+  });
+
   it('stops for good on 4004', async () => {
     vi.useFakeTimers();
     const { opened, factory } = scriptedSockets();
