@@ -107,8 +107,12 @@ export class CassandraReadStateStore implements ReadStateStore {
   static async connect(options: CassandraStoreOptions): Promise<CassandraReadStateStore> {
     assertKeyspaceName(options.keyspace);
     const localDataCenter = options.localDataCenter ?? 'datacenter1';
+    const port = nativePortOf(options.contactPoints);
     const client = new Client({
       contactPoints: options.contactPoints,
+      // The driver reaches every node it discovers (system.peers) on this one port, whatever
+      // port the contact points name: without it, a ring on 9242 would be sought on 9042.
+      protocolOptions: { port: port ?? DEFAULT_NATIVE_PORT },
       localDataCenter,
       policies: {
         loadBalancing: new policies.loadBalancing.DefaultLoadBalancingPolicy({ localDc: localDataCenter }),
@@ -118,6 +122,9 @@ export class CassandraReadStateStore implements ReadStateStore {
       socketOptions: { connectTimeout: 5000 },
     });
     const log = options.log;
+    if (port === undefined) {
+      log?.warn({ contactPoints: options.contactPoints }, `contact points on different ports: the nodes the driver discovers are sought on ${DEFAULT_NATIVE_PORT}`);
+    }
     if (log !== undefined) {
       client.on('log', (level: string, source: string, message: string) => {
         if (level === 'warning' || level === 'error') log.warn({ source }, `cassandra-driver: ${message}`);
@@ -265,6 +272,21 @@ export class CassandraReadStateStore implements ReadStateStore {
     const queries = rows.map((params) => ({ query: insert, params }));
     return this.writes.run(() => this.client.batch(queries, { logged: false }));
   }
+}
+
+const DEFAULT_NATIVE_PORT = 9042;
+
+/** The native port all of `contactPoints` (host, host:port, [v6] or [v6]:port) name, or undefined if they differ. */
+function nativePortOf(contactPoints: readonly string[]): number | undefined {
+  const ports = new Set(
+    contactPoints.map((point) => {
+      const rest = point.startsWith('[') ? point.slice(point.indexOf(']') + 1) : point;
+      // A bare IPv6 address has colons but no port.
+      const match = /^[^:]*:([0-9]+)$/.exec(rest);
+      return match === null ? DEFAULT_NATIVE_PORT : Number(match[1]);
+    }),
+  );
+  return ports.size === 1 ? [...ports][0] : undefined;
 }
 
 let lastWriteMicros = 0;
