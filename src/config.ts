@@ -12,6 +12,12 @@ export interface Config {
   port: number;
   cassandraContactPoints: CassandraContactPoint[];
   cassandraKeyspace: string;
+  /** Replicas per data center, used only when the gateway creates the keyspace. */
+  cassandraReplicationFactor: number;
+  /** Consistency level of every read and write (one of CASSANDRA_CONSISTENCY_LEVELS). */
+  cassandraConsistency: CassandraConsistency;
+  /** The data center the driver sends requests to, and the one a created keyspace replicates in. */
+  cassandraLocalDataCenter: string;
   jwtSecret: string;
   adminToken: string;
   /** True when the secrets above are the built-in development values. */
@@ -40,6 +46,13 @@ export class ConfigError extends Error {
     this.name = 'ConfigError';
   }
 }
+
+/**
+ * Consistency levels a read and a write both accept. Not ANY (reads refuse it: the readiness
+ * probe would never pass) nor SERIAL/LOCAL_SERIAL (only for lightweight transactions).
+ */
+export const CASSANDRA_CONSISTENCY_LEVELS = ['ONE', 'TWO', 'THREE', 'QUORUM', 'ALL', 'LOCAL_QUORUM', 'EACH_QUORUM', 'LOCAL_ONE'] as const;
+export type CassandraConsistency = (typeof CASSANDRA_CONSISTENCY_LEVELS)[number];
 
 const LOG_LEVELS = new Set(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']);
 
@@ -92,6 +105,16 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     problems.push(`CASSANDRA_KEYSPACE must be a CQL name (letter, then letters, digits, _; at most 48), got "${cassandraKeyspace}"`);
   }
 
+  const cassandraConsistency = (env.CASSANDRA_CONSISTENCY && env.CASSANDRA_CONSISTENCY !== '' ? env.CASSANDRA_CONSISTENCY.trim().toUpperCase() : 'LOCAL_QUORUM') as CassandraConsistency;
+  if (!CASSANDRA_CONSISTENCY_LEVELS.includes(cassandraConsistency)) {
+    problems.push(`CASSANDRA_CONSISTENCY must be one of ${CASSANDRA_CONSISTENCY_LEVELS.join(', ')}, got "${env.CASSANDRA_CONSISTENCY}"`);
+  }
+  // Goes into CREATE KEYSPACE as a string literal: data center names as snitches make them.
+  const cassandraLocalDataCenter = env.CASSANDRA_LOCAL_DATACENTER && env.CASSANDRA_LOCAL_DATACENTER !== '' ? env.CASSANDRA_LOCAL_DATACENTER.trim() : 'datacenter1';
+  if (!/^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$/.test(cassandraLocalDataCenter)) {
+    problems.push(`CASSANDRA_LOCAL_DATACENTER must be a data center name (letters, digits, _ . : -; at most 64), got "${env.CASSANDRA_LOCAL_DATACENTER}"`);
+  }
+
   const jwt = secret('GATEWAY_JWT_SECRET', DEV_JWT_SECRET);
   const admin = secret('GATEWAY_ADMIN_TOKEN', DEV_ADMIN_TOKEN);
 
@@ -104,6 +127,9 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     port,
     cassandraContactPoints,
     cassandraKeyspace,
+    cassandraReplicationFactor: integer('CASSANDRA_REPLICATION_FACTOR', 1, 1, 99),
+    cassandraConsistency,
+    cassandraLocalDataCenter,
     jwtSecret: jwt.value,
     adminToken: admin.value,
     devSecrets: jwt.dev || admin.dev,

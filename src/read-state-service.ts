@@ -15,6 +15,9 @@ export async function openReadStates(
   const store = await CassandraReadStateStore.connect({
     contactPoints: config.cassandraContactPoints.map(({ host, port }) => (host.includes(':') ? `[${host}]:${port}` : `${host}:${port}`)),
     keyspace: config.cassandraKeyspace,
+    localDataCenter: config.cassandraLocalDataCenter,
+    consistency: config.cassandraConsistency,
+    replicationFactor: config.cassandraReplicationFactor,
     log,
   });
   const readStates = new PersistentReadStates({

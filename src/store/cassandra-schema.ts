@@ -12,10 +12,16 @@
 //   nothing asks "who is in this channel" (a message changes only the author's and the
 //   mentioned members' rows; everyone else's unread count is derived from the window).
 //
-// Replication: SimpleStrategy with RF 1 suits the single dev node. Production creates the
-// keyspace beforehand with NetworkTopologyStrategy, e.g.
-//   CREATE KEYSPACE readstates WITH replication = {'class': 'NetworkTopologyStrategy', 'dc1': 3};
-// and `IF NOT EXISTS` leaves it as it is.
+// Replication: a keyspace the gateway creates gets NetworkTopologyStrategy with
+// CASSANDRA_REPLICATION_FACTOR replicas in the local data center (CASSANDRA_LOCAL_DATACENTER,
+// the one the driver uses): 1 by default, which on a single node is what SimpleStrategy RF 1
+// was. Why NetworkTopologyStrategy rather than SimpleStrategy: it is what Cassandra recommends
+// for production and what README's CREATE KEYSPACE example uses, so a keyspace the gateway
+// creates is the documented one; LOCAL_QUORUM and LOCAL_ONE count replicas per data center,
+// which only it defines; adding a data center later is an ALTER KEYSPACE, not a change of
+// strategy; and Cassandra 5.0 can refuse SimpleStrategy (guardrail simplestrategy_enabled).
+// A keyspace that exists is left as it is (`IF NOT EXISTS`): a change of replication factor
+// is an ALTER KEYSPACE and a repair, done by an operator.
 
 import type cassandra from 'cassandra-driver';
 
@@ -31,12 +37,31 @@ export function assertKeyspaceName(keyspace: string): void {
   }
 }
 
+/** How a keyspace the gateway creates is replicated. */
+export interface Replication {
+  /** Replicas in `dataCenter`. */
+  factor: number;
+  dataCenter: string;
+}
+
+/** One replica in SimpleSnitch's data center: the single dev node. */
+export const DEFAULT_REPLICATION: Replication = { factor: 1, dataCenter: 'datacenter1' };
+
+const DATA_CENTER_NAME = /^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$/;
+
 /** The statements that create the schema in `keyspace`, each a no-op when its object exists. */
-export function schemaStatements(keyspace: string): string[] {
+export function schemaStatements(keyspace: string, replication: Replication = DEFAULT_REPLICATION): string[] {
   assertKeyspaceName(keyspace);
+  // Both go into the statement as they are: checked here, whatever the caller checked.
+  if (!Number.isSafeInteger(replication.factor) || replication.factor < 1) {
+    throw new RangeError(`replication factor must be a positive integer, got ${replication.factor}`);
+  }
+  if (!DATA_CENTER_NAME.test(replication.dataCenter)) {
+    throw new RangeError(`data center must be letters, digits, _ . : or -, got ${JSON.stringify(replication.dataCenter)}`);
+  }
   return [
     `CREATE KEYSPACE IF NOT EXISTS ${keyspace}
-       WITH replication = {'class': 'SimpleStrategy', 'replication_factor': 1}`,
+       WITH replication = {'class': 'NetworkTopologyStrategy', '${replication.dataCenter}': ${replication.factor}}`,
     `CREATE TABLE IF NOT EXISTS ${keyspace}.read_states (
        user_id bigint,
        channel_id bigint,
@@ -53,6 +78,6 @@ export function schemaStatements(keyspace: string): string[] {
 }
 
 /** Creates whatever part of the schema is missing; the driver waits for schema agreement after each change. */
-export async function applySchema(client: cassandra.Client, keyspace: string): Promise<void> {
-  for (const statement of schemaStatements(keyspace)) await client.execute(statement);
+export async function applySchema(client: cassandra.Client, keyspace: string, replication: Replication = DEFAULT_REPLICATION): Promise<void> {
+  for (const statement of schemaStatements(keyspace, replication)) await client.execute(statement);
 }

@@ -17,13 +17,15 @@
 //   per user (one partition, so one mutation on one replica set and no batch log). A write
 //   call may ask for fewer of its own requests in flight (WriteOptions): write-behind uses
 //   that to trickle instead of burst.
-// - LOCAL_QUORUM for reads and writes: with RF 1 it is ONE; with RF 3 a restarted service
-//   reads back what it wrote.
+// - One consistency level for reads, writes and the readiness probe (CASSANDRA_CONSISTENCY),
+//   LOCAL_QUORUM by default: with RF 1 it is ONE; with RF 3 two replicas of the local data
+//   center answer each request, so one can be down, and as any two of three overlap, a
+//   restarted service reads back what it wrote.
 
 import cassandra from 'cassandra-driver';
 import type { Logger } from 'pino';
 import { type Long, longToSnowflake, snowflakeToLong } from './cassandra-ids.js';
-import { applySchema, assertKeyspaceName } from './cassandra-schema.js';
+import { applySchema, assertKeyspaceName, DEFAULT_REPLICATION, type Replication } from './cassandra-schema.js';
 import { decodeWindow, encodeWindow } from './cassandra-window-blob.js';
 import { InFlightLimit } from './in-flight-limit.js';
 import { emptyWindow } from './recent-window.js';
@@ -39,10 +41,27 @@ export interface CassandraStoreOptions {
   keyspace: string;
   /** Data center of the nodes to use, as the snitch names it (SimpleSnitch: datacenter1). */
   localDataCenter?: string;
+  /** Consistency level of every read and write (default LOCAL_QUORUM). */
+  consistency?: ConsistencyName;
+  /** Replicas in the local data center when the store creates the keyspace (default 1). */
+  replicationFactor?: number;
   log?: Logger;
   /** Reads in flight at once, and writes in flight at once (default 32 each). */
   maxInFlight?: number;
 }
+
+/** Consistency levels by their CQL names (src/config.ts's CASSANDRA_CONSISTENCY_LEVELS). */
+const CONSISTENCIES = {
+  ONE: types.consistencies.one,
+  TWO: types.consistencies.two,
+  THREE: types.consistencies.three,
+  QUORUM: types.consistencies.quorum,
+  ALL: types.consistencies.all,
+  LOCAL_QUORUM: types.consistencies.localQuorum,
+  EACH_QUORUM: types.consistencies.eachQuorum,
+  LOCAL_ONE: types.consistencies.localOne,
+} as const;
+export type ConsistencyName = keyof typeof CONSISTENCIES;
 
 const DEFAULT_MAX_IN_FLIGHT = 32;
 /** Rows per unlogged batch: keeps a batch well under Cassandra's 5 KiB batch-size warning. */
@@ -94,6 +113,7 @@ export class CassandraReadStateStore implements ReadStateStore {
     readonly keyspace: string,
     maxInFlight: number,
     private readonly log: Logger | undefined,
+    private readonly replication: Replication,
   ) {
     this.statements = statementsFor(keyspace);
     this.reads = new InFlightLimit(maxInFlight);
@@ -106,7 +126,10 @@ export class CassandraReadStateStore implements ReadStateStore {
    */
   static async connect(options: CassandraStoreOptions): Promise<CassandraReadStateStore> {
     assertKeyspaceName(options.keyspace);
-    const localDataCenter = options.localDataCenter ?? 'datacenter1';
+    const localDataCenter = options.localDataCenter ?? DEFAULT_REPLICATION.dataCenter;
+    const consistency = CONSISTENCIES[options.consistency ?? 'LOCAL_QUORUM'];
+    if (consistency === undefined) throw new RangeError(`unknown consistency level ${JSON.stringify(options.consistency)}`);
+    const replication: Replication = { factor: options.replicationFactor ?? DEFAULT_REPLICATION.factor, dataCenter: localDataCenter };
     const port = nativePortOf(options.contactPoints);
     const client = new Client({
       contactPoints: options.contactPoints,
@@ -118,7 +141,7 @@ export class CassandraReadStateStore implements ReadStateStore {
         loadBalancing: new policies.loadBalancing.DefaultLoadBalancingPolicy({ localDc: localDataCenter }),
         reconnection: new policies.reconnection.ExponentialReconnectionPolicy(250, 5000, false),
       },
-      queryOptions: { prepare: true, isIdempotent: true, consistency: types.consistencies.localQuorum },
+      queryOptions: { prepare: true, isIdempotent: true, consistency },
       socketOptions: { connectTimeout: 5000 },
     });
     const log = options.log;
@@ -130,7 +153,7 @@ export class CassandraReadStateStore implements ReadStateStore {
         if (level === 'warning' || level === 'error') log.warn({ source }, `cassandra-driver: ${message}`);
       });
     }
-    const store = new CassandraReadStateStore(client, options.keyspace, options.maxInFlight ?? DEFAULT_MAX_IN_FLIGHT, log);
+    const store = new CassandraReadStateStore(client, options.keyspace, options.maxInFlight ?? DEFAULT_MAX_IN_FLIGHT, log, replication);
     await store.isReady();
     return store;
   }
@@ -258,7 +281,7 @@ export class CassandraReadStateStore implements ReadStateStore {
 
   private ensureSchema(): Promise<void> {
     if (this.schema === undefined) {
-      this.schema = applySchema(this.client, this.keyspace).catch((error: unknown) => {
+      this.schema = applySchema(this.client, this.keyspace, this.replication).catch((error: unknown) => {
         this.schema = undefined;
         throw error;
       });
