@@ -122,6 +122,8 @@ export class PersistentReadStates implements DirtyEvictionSink, FlushSink {
   private readonly nonMembers = new Map<string, number>();
   /** Every record handed to the store and not yet confirmed written, by key. */
   private readonly unconfirmed = new Map<string, ReadStateRecord>();
+  /** Memberships whose delete is on its way to the store (see leave). */
+  private readonly leaving = new Set<string>();
   private readonly writeQueue = new WriteQueue<ReadStateRecord>();
   /** Channel slot -> when its first unwritten change happened. */
   private readonly dirtyChannels = new Map<number, number>();
@@ -375,10 +377,21 @@ export class PersistentReadStates implements DirtyEvictionSink, FlushSink {
       if (!(await this.ensureChannel(channelId))) return { code: Outcome.unknownChannel };
       const member = await this.ensureState(userId, channelId);
       if (!member) return { code: 0, removed: false };
-      await this.store.deleteState(userId, channelId);
       const key = keyOf(userId, channelId);
-      // A queued or retried write of the old state must not bring the row back.
+      // The delete's timestamp is taken when it is issued: a write of this state issued after
+      // it would win and bring the row back. So queued writes are dropped, and write-behind
+      // leaves the state alone until the delete is confirmed.
       this.unconfirmed.delete(key);
+      this.leaving.add(key);
+      try {
+        await this.store.deleteState(userId, channelId);
+      } catch (error) {
+        // Still a member: what changed meanwhile is written by a later flush.
+        this.markResidentDirty(userId, channelId);
+        throw error;
+      } finally {
+        this.leaving.delete(key);
+      }
       this.rememberNonMember(key);
       const user = this.halves(userId, this.userHalves);
       const channel = this.halves(channelId, this.channelHalves);
@@ -411,17 +424,29 @@ export class PersistentReadStates implements DirtyEvictionSink, FlushSink {
   // ---- Engine sinks ----------------------------------------------------------------------
 
   acceptDirtyEviction(table: ReadStateTable, slot: number): boolean {
+    const record = this.recordOf(table, slot);
+    // Leaving: kept in memory rather than written, in case the delete fails.
+    if (this.leaving.has(keyOf(record.userId, record.channelId))) return false;
     if (this.unconfirmed.size >= this.maxPendingWrites) {
       this.log?.warn({ pendingWrites: this.unconfirmed.size }, 'store behind: keeping dirty read states in memory');
       return false;
     }
-    this.enqueue(this.recordOf(table, slot));
+    this.enqueue(record);
     queueMicrotask(() => void this.drain());
     return true;
   }
 
   flushEntry(table: ReadStateTable, slot: number): void {
-    this.enqueue(this.recordOf(table, slot));
+    const record = this.recordOf(table, slot);
+    if (!this.leaving.has(keyOf(record.userId, record.channelId))) this.enqueue(record);
+  }
+
+  /** Marks the state dirty again if it is in memory (a flush skipped it while a delete was pending). */
+  private markResidentDirty(userId: string, channelId: string): void {
+    const user = this.halves(userId, this.userHalves);
+    const channel = this.halves(channelId, this.channelHalves);
+    const slot = this.engine.table.find(user[0], user[1], channel[0], channel[1]);
+    if (slot !== -1) this.engine.table.markDirty(slot, this.clock());
   }
 
   // ---- Loads -----------------------------------------------------------------------------

@@ -248,6 +248,55 @@ describe('PersistentReadStates', () => {
 });
 
 describe('PersistentReadStates membership lookups', () => {
+  it('issues no write of a leaving state while its delete is pending, so the delete (older timestamp) cannot be overtaken', async () => {
+    // Cassandra orders a row's writes by the timestamp taken when each is issued: a write
+    // issued after the delete would bring the row back, whatever order they land in.
+    const store = new (class extends InMemoryReadStateStore {
+      gate: Promise<void> = Promise.resolve();
+      open = () => {};
+      deleting = false;
+      writesWhileDeleting = 0;
+      failDelete = false;
+      override async writeStates(records: Parameters<InMemoryReadStateStore['writeStates']>[0]) {
+        if (this.deleting && records.some((r) => r.userId === BOB)) this.writesWhileDeleting++;
+        return super.writeStates(records);
+      }
+      override async deleteState(userId: string, channelId: string) {
+        this.deleting = true;
+        await this.gate;
+        this.deleting = false;
+        if (this.failDelete) throw new Error('delete timed out');
+        return super.deleteState(userId, channelId);
+      }
+    })();
+    const states = new PersistentReadStates({ store, capacity: 100, flushDelayMs: 1000, workerId: 1 });
+    states.start();
+    await states.join(CHAN, ALICE);
+    await states.join(CHAN, BOB);
+
+    for (const failDelete of [true, false]) {
+      store.failDelete = failDelete;
+      store.gate = new Promise((resolve) => (store.open = resolve));
+      const leaving = states.leave(CHAN, BOB);
+      // Bob is mentioned while his delete waits, and his flush window passes.
+      await states.createMessage(CHAN, ALICE, [BOB], false);
+      await vi.advanceTimersByTimeAsync(5000);
+      expect(store.writesWhileDeleting).toBe(0);
+      store.open();
+      expect(await leaving).toMatchObject({ code: failDelete ? 4000 : 0 });
+      await vi.advanceTimersByTimeAsync(5000);
+      if (failDelete) {
+        // Still a member, and the mention made while the delete failed is written after all.
+        expect(store.states.get(`${BOB}:${CHAN}`)).toBeDefined();
+        expect(states.viewOf(BOB, CHAN)).toMatchObject({ mention_count: 1 });
+        expect(store.states.get(`${BOB}:${CHAN}`)?.mentionBias).toBe(1);
+      }
+    }
+    expect(store.states.has(`${BOB}:${CHAN}`)).toBe(false);
+    expect(states.viewOf(BOB, CHAN)).toBeUndefined();
+    await states.stop();
+  });
+
   it('asks the store once about a mentioned non-member, until it joins', async () => {
     const { store, states } = setup();
     await states.join(CHAN, ALICE);
