@@ -157,20 +157,18 @@ export class ResumeBuffer {
   /** Doubles the ring (up to the limit), its rows laid out oldest first. */
   private grow(): void {
     const rows = Math.min(this.limit, this.rows * 2);
-    const kinds = new Uint8Array(rows);
-    const ids = new Uint32Array(rows * IDS_PER_ROW);
-    const counts = new Uint32Array(rows * COUNTS_PER_ROW);
-    for (let i = 0; i < this.held; i++) {
-      const from = (this.head + i) % this.rows;
-      kinds[i] = this.kinds[from];
-      ids.set(this.ids.subarray(from * IDS_PER_ROW, (from + 1) * IDS_PER_ROW), i * IDS_PER_ROW);
-      counts[i * COUNTS_PER_ROW] = this.counts[from * COUNTS_PER_ROW];
-      counts[i * COUNTS_PER_ROW + 1] = this.counts[from * COUNTS_PER_ROW + 1];
-    }
+    this.kinds = unrolled(this.kinds, new Uint8Array(rows), this.head, 1);
+    this.ids = unrolled(this.ids, new Uint32Array(rows * IDS_PER_ROW), this.head, IDS_PER_ROW);
+    this.counts = unrolled(this.counts, new Uint32Array(rows * COUNTS_PER_ROW), this.head, COUNTS_PER_ROW);
     this.rows = rows;
-    this.kinds = kinds;
-    this.ids = ids;
-    this.counts = counts;
     this.head = 0;
   }
+}
+
+/** Copies a full ring whose oldest row is `head` into `to`, oldest first: two block copies. */
+function unrolled<T extends Uint8Array | Uint32Array>(from: T, to: T, head: number, wordsPerRow: number): T {
+  const split = head * wordsPerRow;
+  to.set(from.subarray(split));
+  to.set(from.subarray(0, split), from.length - split);
+  return to;
 }
