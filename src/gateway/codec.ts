@@ -213,7 +213,10 @@ function nonceOf(value: unknown): Nonce | undefined | typeof INVALID {
 
 // ---- Server frames ------------------------------------------------------------------------
 
-/** A frame to send: text for json sessions, bytes for msgpack ones. */
+/**
+ * A frame to send: JSON text or MessagePack bytes, as the session's encoding says. A JSON
+ * READ_STATE_UPDATE is built as bytes (see PreparedReadState) and still goes out as text.
+ */
 export type Frame = string | Uint8Array;
 
 export function encodeHello(encoding: Encoding, heartbeatIntervalMs: number): Frame {
@@ -252,8 +255,44 @@ function encodePayload(encoding: Encoding, op: number, d: unknown): Frame {
 /** `{op: 0, t: "READ_STATE_UPDATE", s:` in MessagePack: a map of 4 entries (fixmap 0x84), then `s`'s value and `d`. */
 const UPDATE_HEAD = Buffer.concat([Buffer.of(0x84), ...['op', Op.dispatch, 't', 'READ_STATE_UPDATE', 's'].map((part) => Buffer.from(encodeMessagePack(part)))]);
 const D_KEY = Buffer.from(encodeMessagePack('d'));
-/** Where msgpack READ_STATE_UPDATE frames are assembled: ids, counts and a 64-code-point nonce stay far below 1 KiB. */
+/** Where READ_STATE_UPDATE frames are assembled: ids, counts and a 64-code-point nonce stay far below 1 KiB. */
 const frameBuffer = Buffer.allocUnsafe(1024);
+
+// The fixed parts of a JSON READ_STATE_UPDATE without a nonce, in field order.
+const JSON_UPDATE_HEAD = Buffer.from('{"op":0,"t":"READ_STATE_UPDATE","s":', 'latin1');
+const JSON_CHANNEL = Buffer.from(',"d":{"channel_id":', 'latin1');
+const JSON_LAST_MESSAGE = Buffer.from(',"last_message_id":', 'latin1');
+const JSON_LAST_ACKED = Buffer.from(',"last_acked_id":', 'latin1');
+const JSON_UNREAD = Buffer.from(',"unread_count":', 'latin1');
+const JSON_MENTIONS = Buffer.from(',"mention_count":', 'latin1');
+const JSON_NULL = Buffer.from('null', 'latin1');
+const JSON_END = Buffer.from('}}', 'latin1');
+
+function put(part: Uint8Array, at: number): number {
+  frameBuffer.set(part, at);
+  return at + part.length;
+}
+
+/** An id, quoted, or null. Ids are canonical digit strings from the engine: nothing to escape. */
+function putId(id: string | null, at: number): number {
+  if (id === null) return put(JSON_NULL, at);
+  frameBuffer[at++] = 0x22;
+  for (let i = 0; i < id.length; i++) frameBuffer[at++] = id.charCodeAt(i);
+  frameBuffer[at++] = 0x22;
+  return at;
+}
+
+/** A safe integer's decimal digits. */
+function putInteger(value: number, at: number): number {
+  if (value < 0) {
+    frameBuffer[at++] = 0x2d;
+    value = -value;
+  }
+  let digits = 1;
+  for (let rest = value; rest >= 10; rest = Math.floor(rest / 10)) digits++;
+  for (let i = at + digits - 1, rest = value; i >= at; i--, rest = Math.floor(rest / 10)) frameBuffer[i] = 0x30 + (rest % 10);
+  return at + digits;
+}
 
 /**
  * A READ_STATE_UPDATE whose body is encoded once per encoding and reused for every session
@@ -277,12 +316,18 @@ export class PreparedReadState {
     return (this.halves = halves);
   }
 
+  /**
+   * The frame for one session. Bytes are assembled in a buffer shared by every frame: valid
+   * until the next frame is built, so send or copy them at once.
+   */
   frame(encoding: Encoding, sequence: number, nonce: Nonce | undefined): Frame {
     if (encoding === 'json') {
-      // The fields without the closing brace, so a nonce can be appended.
+      // Most frames (every member but the requester) are written as bytes, with no string
+      // built per member; the requester's, with its nonce, as text.
+      if (nonce === undefined) return this.jsonBytes(sequence);
+      // The fields without the closing brace, so the nonce can be appended.
       const body = (this.json ??= readStateJsonFields(this.state));
-      const tail = nonce === undefined ? '}}' : `,"nonce":${JSON.stringify(nonce)}}}`;
-      return `{"op":0,"t":"READ_STATE_UPDATE","s":${sequence},"d":${body}${tail}`;
+      return `{"op":0,"t":"READ_STATE_UPDATE","s":${sequence},"d":${body},"nonce":${JSON.stringify(nonce)}}}`;
     }
     // The head and the sequence are copied out before the body is encoded (same buffer).
     frameBuffer.set(UPDATE_HEAD);
@@ -295,6 +340,18 @@ export class PreparedReadState {
     const d = nonce === undefined ? (this.msgpack ??= new Uint8Array(encodeMessagePack(this.state))) : encodeMessagePack({ ...this.state, nonce });
     frameBuffer.set(d, at);
     return frameBuffer.subarray(0, at + d.length);
+  }
+
+  /** The JSON text of the frame without a nonce, as bytes (the same text readStateJsonFields gives). */
+  private jsonBytes(sequence: number): Uint8Array {
+    const s = this.state;
+    let at = putInteger(sequence, put(JSON_UPDATE_HEAD, 0));
+    at = putId(s.channel_id, put(JSON_CHANNEL, at));
+    at = putId(s.last_message_id, put(JSON_LAST_MESSAGE, at));
+    at = putId(s.last_acked_id, put(JSON_LAST_ACKED, at));
+    at = putInteger(s.unread_count, put(JSON_UNREAD, at));
+    at = putInteger(s.mention_count, put(JSON_MENTIONS, at));
+    return frameBuffer.subarray(0, put(JSON_END, at));
   }
 }
 

@@ -128,7 +128,7 @@ async function runRows(sessionCount: number, buffer: number): Promise<Result> {
   return { ...held, expiryLateMs, leftAfterExpiryMiB: round((footprint() - baseline) / MiB) };
 }
 
-/** The peer: each session keeps the frames it sent, as sent (strings), capped at `buffer`. */
+/** The peer: each session keeps the frames it sent, as text, capped at `buffer`. */
 function runFrames(sessionCount: number, buffer: number): Result {
   const pool = statePool();
   collect();
@@ -137,7 +137,11 @@ function runFrames(sessionCount: number, buffer: number): Result {
   const kept: Frame[][] = [];
   for (let i = 0; i < sessionCount; i++) {
     const frames: Frame[] = [];
-    for (let d = 0; d < buffer; d++) frames.push(pool[(i + d) % STATE_POOL].frame('json', d + 2, undefined));
+    for (let d = 0; d < buffer; d++) {
+      // Kept as the text that was sent (the gateway builds it as bytes in a reused buffer).
+      const frame = pool[(i + d) % STATE_POOL].frame('json', d + 2, undefined);
+      frames.push(typeof frame === 'string' ? frame : Buffer.from(frame).toString('latin1'));
+    }
     kept.push(frames);
     if (i % 1000 === 0) process.stderr.write(`frames: ${i} sessions\n`);
   }

@@ -246,15 +246,32 @@ describe('canonicalSnowflake', () => {
   });
 });
 
+/** A JSON frame as text, whether it was built as a string or as bytes. */
+const text = (frame: string | Uint8Array) => (typeof frame === 'string' ? frame : new TextDecoder().decode(frame));
+
 describe('server frames', () => {
   const state = { channel_id: '18446744073709551615', last_message_id: '9007199254740993', last_acked_id: null, unread_count: 3, mention_count: 1 };
 
   it('writes READ_STATE_UPDATE once per encoding, with the sequence and an optional nonce', () => {
     const update = new PreparedReadState(state);
-    expect(JSON.parse(update.frame('json', 7, undefined) as string)).toEqual({ op: 0, t: 'READ_STATE_UPDATE', s: 7, d: state });
-    expect(JSON.parse(update.frame('json', 8, 'n"1') as string)).toEqual({ op: 0, t: 'READ_STATE_UPDATE', s: 8, d: { ...state, nonce: 'n"1' } });
+    expect(JSON.parse(text(update.frame('json', 7, undefined)))).toEqual({ op: 0, t: 'READ_STATE_UPDATE', s: 7, d: state });
+    expect(JSON.parse(text(update.frame('json', 8, 'n"1')))).toEqual({ op: 0, t: 'READ_STATE_UPDATE', s: 8, d: { ...state, nonce: 'n"1' } });
     expect(unpackr.unpack(update.frame('msgpack', 9, undefined) as Uint8Array)).toEqual({ op: 0, t: 'READ_STATE_UPDATE', s: 9, d: state });
     expect(unpackr.unpack(update.frame('msgpack', 2 ** 40, -3) as Uint8Array)).toEqual({ op: 0, t: 'READ_STATE_UPDATE', s: 2 ** 40, d: { ...state, nonce: -3 } });
+  });
+
+  it('writes a JSON READ_STATE_UPDATE as bytes with the very text of JSON.stringify', () => {
+    const id = fc.bigInt({ min: 0n, max: (1n << 64n) - 1n }).map(String);
+    fc.assert(
+      fc.property(
+        fc.record({ channel_id: id, last_message_id: fc.option(id, { nil: null }), last_acked_id: fc.option(id, { nil: null }), unread_count: fc.nat(), mention_count: fc.integer() }),
+        fc.maxSafeInteger(),
+        (drawn, sequence) => {
+          const s = Math.abs(sequence);
+          expect(text(new PreparedReadState(drawn).frame('json', s, undefined))).toBe(JSON.stringify({ op: 0, t: 'READ_STATE_UPDATE', s, d: drawn }));
+        },
+      ),
+    );
   });
 
   it('writes HELLO, ERROR and other dispatches in both encodings', () => {

@@ -69,7 +69,7 @@ function open(env: ConnectionEnvironment): { connection: Connection; recorded: R
   const recorded: Recorded = { frames: [], closedWith: undefined };
   const connection: Connection = new Connection(
     {
-      send: (frame) => recorded.frames.push(JSON.parse(frame as string) as Recorded['frames'][number]),
+      send: (frame) => recorded.frames.push(JSON.parse(typeof frame === 'string' ? frame : new TextDecoder().decode(frame)) as Recorded['frames'][number]),
       end: (code) => {
         recorded.closedWith = code;
         connection.socketClosed(code);

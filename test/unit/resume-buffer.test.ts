@@ -24,9 +24,10 @@ const operation = fc.oneof(
   { weight: 1, arbitrary: fc.record({ kind: fc.constant('resumed' as const) }) },
 );
 
-/** Frames as comparable values: JSON text, or msgpack decoded. */
-function comparable(frame: string | Uint8Array): unknown {
-  return typeof frame === 'string' ? JSON.parse(frame) : decodeMessagePack(frame);
+/** Frames as comparable values, decoded with the session's encoding (JSON frames may be text or bytes). */
+function comparable(frame: string | Uint8Array, encoding: Encoding): unknown {
+  if (encoding === 'msgpack') return decodeMessagePack(frame as Uint8Array);
+  return JSON.parse(typeof frame === 'string' ? frame : new TextDecoder().decode(frame));
 }
 
 describe('resume buffer', () => {
@@ -40,14 +41,14 @@ describe('resume buffer', () => {
           if (op.kind === 'update') {
             const update = new PreparedReadState(op.state);
             const s = buffer.recordUpdate(update, op.nonce);
-            sent.push(comparable(update.frame(encoding, s, op.nonce)));
+            sent.push(comparable(update.frame(encoding, s, op.nonce), encoding));
           } else if (op.kind === 'delete') {
             const halves = new PreparedReadState({ channel_id: op.channelId, last_message_id: null, last_acked_id: null, unread_count: 0, mention_count: 0 }).idHalves();
             const s = buffer.recordDelete(halves);
-            sent.push(comparable(encodeDispatch(encoding, 'READ_STATE_DELETE', { channel_id: op.channelId }, s)));
+            sent.push(comparable(encodeDispatch(encoding, 'READ_STATE_DELETE', { channel_id: op.channelId }, s), encoding));
           } else {
             const s = buffer.recordResumed();
-            sent.push(comparable(encodeDispatch(encoding, 'RESUMED', { session_id: SESSION_ID }, s)));
+            sent.push(comparable(encodeDispatch(encoding, 'RESUMED', { session_id: SESSION_ID }, s), encoding));
           }
         }
         const last = readySequence + sent.length;
@@ -60,7 +61,7 @@ describe('resume buffer', () => {
           expect(buffer.covers(from)).toBe(covered);
           if (!covered) continue;
           const replayed: unknown[] = [];
-          expect(buffer.replay(from, encoding, SESSION_ID, (frame) => replayed.push(comparable(frame)))).toBe(last - from);
+          expect(buffer.replay(from, encoding, SESSION_ID, (frame) => replayed.push(comparable(frame, encoding)))).toBe(last - from);
           expect(replayed).toEqual(sent.slice(from - readySequence));
         }
       }),
@@ -74,9 +75,9 @@ describe('resume buffer', () => {
     buffer.recordUpdate(update, 'first');
     buffer.recordUpdate(update, undefined);
     buffer.recordUpdate(update, 'third');
-    const frames: string[] = [];
-    buffer.replay(2, 'json', SESSION_ID, (frame) => frames.push(frame as string));
-    expect(frames.map((frame) => (JSON.parse(frame) as { d: { nonce?: string } }).d.nonce)).toEqual([undefined, 'third']);
+    const frames: unknown[] = [];
+    buffer.replay(2, 'json', SESSION_ID, (frame) => frames.push(comparable(frame, 'json')));
+    expect(frames.map((frame) => (frame as { d: { nonce?: string } }).d.nonce)).toEqual([undefined, 'third']);
     expect(buffer.covers(1)).toBe(false);
   });
 });
