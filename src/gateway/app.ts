@@ -117,7 +117,7 @@ export class Gateway {
       message: (ws, message) => {
         const connection = ws.getUserData().connection;
         try {
-          this.outbox.inCallback(() => connection?.receive(new Uint8Array(message)));
+          connection?.receive(new Uint8Array(message));
         } catch (error) {
           // A defect, not a client's doing: this connection ends, the process and the others go on.
           log.error({ err: error, session: connection?.session?.id }, 'handling a frame failed');

@@ -1,13 +1,10 @@
-// Frames on their way to sockets.
+// Frames on their way to sockets, written once per event-loop turn and corked per socket.
 //
-// Inside a uWS callback (a client frame being handled: the fan-out of a resident
-// MESSAGE_CREATE, most acks) a frame is sent at once: uWS corks the socket being handled,
-// and a member's socket gets one frame per message, so there is nothing to batch, and
-// waiting would add the rest of the poll phase to every delivery (and a copy of the frame).
-// Outside one (answers from promise continuations, after a store load) each send would be
-// its own write syscall, so those frames are queued and every frame a socket gets during
-// that turn of the loop leaves in one corked write, right after the loop's I/O phase
-// (setImmediate). A socket with frames queued keeps queueing, so its frames leave in order.
+// Why: most answers are sent from promise continuations, outside any uWS callback, where
+// each send would be its own write syscall. Pipelined requests would then cost a syscall
+// per answer where an echo server pays one per batch. Queued here, every frame a socket
+// gets during one turn of the loop leaves in one corked write, right after the loop's I/O
+// phase (setImmediate), in the order the frames were queued.
 
 import type { WebSocket } from 'uWebSockets.js';
 import type { Frame } from './codec.js';
@@ -23,26 +20,10 @@ export class Outbox {
   private readonly due: Array<[WebSocket<unknown>, OutboxSlot]> = [];
   private scheduled = false;
   private readonly flushAll = () => this.flush();
-  /** uWS callbacks on the stack (app.ts runs them through inCallback). */
-  private callbacks = 0;
 
-  /** Runs a uWS callback: frames sent during it go out at once. */
-  inCallback(callback: () => void): void {
-    this.callbacks++;
-    try {
-      callback();
-    } finally {
-      this.callbacks--;
-    }
-  }
-
-  /** Sends a frame, or queues it for the end of the turn. Byte frames may be views of a reused buffer: queued ones are copied. */
+  /** Queues a frame. Msgpack frames may be views of a reused buffer: they are copied. */
   send(ws: WebSocket<unknown>, slot: OutboxSlot, frame: Frame): void {
     if (slot.closed) return;
-    if (this.callbacks > 0 && slot.queued === null) {
-      ws.send(frame, slot.binary);
-      return;
-    }
     // new Uint8Array(view) copies (Buffer#slice would not).
     const copy = typeof frame === 'string' ? frame : new Uint8Array(frame);
     if (slot.queued === null) {
