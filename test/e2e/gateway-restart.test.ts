@@ -7,6 +7,7 @@
 import { afterAll, describe, expect, it } from 'vitest';
 import type { GatewayClient, ReadState } from '../../src/client/gateway-client.js';
 import { DEV_CONTACT_POINTS, dropKeyspace, uniqueKeyspace } from '../support/cassandra-nodes.js';
+import { ProtocolModel, seeded } from '../support/protocol-model.js';
 import { AdminApi, byChannel, connectUser, type GatewayProcess, randomSnowflake, startGateway } from '../support/gateway-harness.js';
 
 const keyspace = uniqueKeyspace('e2e_restart');
@@ -15,72 +16,10 @@ afterAll(async () => {
   await dropKeyspace(DEV_CONTACT_POINTS, keyspace);
 });
 
-interface ModelMessage {
-  id: bigint;
-  mentions: Set<string>;
-  everyone: boolean;
-}
-
-/** The protocol's definitions, for channels far below the 1,000-message window. */
-class Model {
-  readonly members = new Map<string, Set<string>>();
-  readonly messages = new Map<string, ModelMessage[]>();
-  readonly acks = new Map<string, bigint | null>();
-
-  join(channel: string, user: string): void {
-    if (!this.members.has(channel)) {
-      this.members.set(channel, new Set());
-      this.messages.set(channel, []);
-    }
-    const members = this.members.get(channel)!;
-    if (members.has(user)) return;
-    members.add(user);
-    this.acks.set(`${user}:${channel}`, this.messages.get(channel)!.at(-1)?.id ?? null);
-  }
-
-  post(channel: string, author: string, id: string, mentions: string[], everyone: boolean): void {
-    const members = this.members.get(channel)!;
-    this.messages.get(channel)!.push({ id: BigInt(id), mentions: new Set(mentions.filter((m) => members.has(m) && m !== author)), everyone });
-    this.acks.set(`${author}:${channel}`, BigInt(id));
-  }
-
-  ack(channel: string, user: string, id: string): void {
-    const key = `${user}:${channel}`;
-    const current = this.acks.get(key) ?? null;
-    if (current === null || BigInt(id) > current) this.acks.set(key, BigInt(id));
-  }
-
-  statesOf(user: string): ReadState[] {
-    const states: ReadState[] = [];
-    for (const [channel, members] of this.members) {
-      if (!members.has(user)) continue;
-      const ack = this.acks.get(`${user}:${channel}`) ?? null;
-      const newer = this.messages.get(channel)!.filter((m) => ack === null || m.id > ack);
-      const newest = this.messages.get(channel)!.at(-1);
-      states.push({
-        channel_id: channel,
-        last_message_id: newest === undefined ? null : newest.id.toString(),
-        last_acked_id: ack === null ? null : ack.toString(),
-        unread_count: newer.length,
-        mention_count: newer.filter((m) => m.everyone || m.mentions.has(user)).length,
-      });
-    }
-    return byChannel(states);
-  }
-}
-
-/** A small seeded generator, so a failure replays the same traffic. */
-function seeded(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (Math.imul(state, 1664525) + 1013904223) >>> 0;
-    return state / 4294967296;
-  };
-}
 
 const users = Array.from({ length: 6 }, () => randomSnowflake());
 const channels = Array.from({ length: 4 }, () => randomSnowflake());
-const model = new Model();
+const model = new ProtocolModel();
 
 /** Random posts (gateway and HTTP), acks and joins, applied to the gateway and the model alike. */
 async function traffic(gateway: GatewayProcess, operations: number, seed: number): Promise<void> {

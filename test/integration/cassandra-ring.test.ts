@@ -20,6 +20,7 @@ import type { GatewayClient, ReadState } from '../../src/client/gateway-client.j
 import { CassandraReadStateStore } from '../../src/store/cassandra-store.js';
 import { messagesOfWindow } from '../../src/store/recent-window.js';
 import { dropRingKeyspace, RING_CONTACT_POINTS, RING_NODES, ringNodePid, startRing, stopRing, uniqueKeyspace, waitUntil } from '../support/cassandra-nodes.js';
+import { ProtocolModel, seeded } from '../support/protocol-model.js';
 import { AdminApi, byChannel, connectUser, type GatewayProcess, metricValue, randomSnowflake, sleep, startGateway } from '../support/gateway-harness.js';
 
 const KILLED = RING_NODES[2];
@@ -77,77 +78,6 @@ afterAll(async () => {
   await stopRing();
 }, 600_000);
 
-interface ModelMessage {
-  id: bigint;
-  mentions: Set<string>;
-  everyone: boolean;
-}
-
-/** The protocol's definitions (docs/protocol.md "The read state"), for channels far below the window. */
-class Model {
-  readonly members = new Map<string, Set<string>>();
-  readonly messages = new Map<string, ModelMessage[]>();
-  readonly acks = new Map<string, bigint | null>();
-  /** Every user ever joined, left ones included: all are checked at the end. */
-  readonly users = new Set<string>();
-
-  join(channel: string, user: string): void {
-    if (!this.members.has(channel)) {
-      this.members.set(channel, new Set());
-      this.messages.set(channel, []);
-    }
-    const members = this.members.get(channel)!;
-    this.users.add(user);
-    if (members.has(user)) return;
-    members.add(user);
-    this.acks.set(`${user}:${channel}`, this.messages.get(channel)!.at(-1)?.id ?? null);
-  }
-
-  leave(channel: string, user: string): void {
-    this.members.get(channel)!.delete(user);
-    this.acks.delete(`${user}:${channel}`);
-  }
-
-  post(channel: string, author: string, id: string, mentions: string[], everyone: boolean): void {
-    const members = this.members.get(channel)!;
-    this.messages.get(channel)!.push({ id: BigInt(id), mentions: new Set(mentions.filter((m) => members.has(m) && m !== author)), everyone });
-    this.acks.set(`${author}:${channel}`, BigInt(id));
-  }
-
-  ack(channel: string, user: string, id: string): void {
-    const key = `${user}:${channel}`;
-    const current = this.acks.get(key) ?? null;
-    if (current === null || BigInt(id) > current) this.acks.set(key, BigInt(id));
-  }
-
-  statesOf(user: string): ReadState[] {
-    const states: ReadState[] = [];
-    for (const [channel, members] of this.members) {
-      if (!members.has(user)) continue;
-      const ack = this.acks.get(`${user}:${channel}`) ?? null;
-      const messages = this.messages.get(channel)!;
-      const newer = messages.filter((m) => ack === null || m.id > ack);
-      const newest = messages.at(-1);
-      states.push({
-        channel_id: channel,
-        last_message_id: newest === undefined ? null : newest.id.toString(),
-        last_acked_id: ack === null ? null : ack.toString(),
-        unread_count: newer.length,
-        mention_count: newer.filter((m) => m.everyone || m.mentions.has(user)).length,
-      });
-    }
-    return byChannel(states);
-  }
-}
-
-/** A small seeded generator per worker, so a failure replays similar traffic. */
-function seeded(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (Math.imul(state, 1664525) + 1013904223) >>> 0;
-    return state / 4294967296;
-  };
-}
 
 /** Every request of the load: counted when answered as expected, listed when not. */
 class Load {
@@ -182,7 +112,7 @@ describe('a 3-node Cassandra ring, RF 3, QUORUM', () => {
     gateways.push(gateway);
     timings.gatewayStartMs = Date.now() - testStarted;
     const api = new AdminApi(gateway.httpUrl);
-    const model = new Model();
+    const model = new ProtocolModel();
 
     const socketUsers = Array.from({ length: SOCKET_USERS }, () => randomSnowflake());
     const channels = Array.from({ length: WORKERS * CHANNELS_PER_WORKER }, () => randomSnowflake());
