@@ -1,5 +1,7 @@
-// Every environment variable the process reads (PROTOCOL.md "Operations"), parsed and
+// Every environment variable the process reads (docs/protocol.md "Operations"), parsed and
 // checked in one place. Anything wrong is reported all at once, before the process binds.
+
+import { DATA_CENTER_NAME } from './store/cassandra-schema.js';
 
 export interface CassandraContactPoint {
   host: string;
@@ -109,9 +111,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   if (!CASSANDRA_CONSISTENCY_LEVELS.includes(cassandraConsistency)) {
     problems.push(`CASSANDRA_CONSISTENCY must be one of ${CASSANDRA_CONSISTENCY_LEVELS.join(', ')}, got "${env.CASSANDRA_CONSISTENCY}"`);
   }
-  // Goes into CREATE KEYSPACE as a string literal: data center names as snitches make them.
   const cassandraLocalDataCenter = env.CASSANDRA_LOCAL_DATACENTER && env.CASSANDRA_LOCAL_DATACENTER !== '' ? env.CASSANDRA_LOCAL_DATACENTER.trim() : 'datacenter1';
-  if (!/^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$/.test(cassandraLocalDataCenter)) {
+  if (!DATA_CENTER_NAME.test(cassandraLocalDataCenter)) {
     problems.push(`CASSANDRA_LOCAL_DATACENTER must be a data center name (letters, digits, _ . : -; at most 64), got "${env.CASSANDRA_LOCAL_DATACENTER}"`);
   }
 

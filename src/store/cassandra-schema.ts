@@ -47,7 +47,8 @@ export interface Replication {
 /** One replica in SimpleSnitch's data center: the single dev node. */
 export const DEFAULT_REPLICATION: Replication = { factor: 1, dataCenter: 'datacenter1' };
 
-const DATA_CENTER_NAME = /^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$/;
+/** A data center name as snitches make them; it goes into CREATE KEYSPACE as a string literal. */
+export const DATA_CENTER_NAME = /^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$/;
 
 /** The statements that create the schema in `keyspace`, each a no-op when its object exists. */
 export function schemaStatements(keyspace: string, replication: Replication = DEFAULT_REPLICATION): string[] {

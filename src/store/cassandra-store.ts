@@ -24,6 +24,7 @@
 
 import cassandra from 'cassandra-driver';
 import type { Logger } from 'pino';
+import type { CassandraConsistency } from '../config.js';
 import { type Long, longToSnowflake, snowflakeToLong } from './cassandra-ids.js';
 import { applySchema, assertKeyspaceName, DEFAULT_REPLICATION, type Replication } from './cassandra-schema.js';
 import { decodeWindow, encodeWindow } from './cassandra-window-blob.js';
@@ -42,7 +43,7 @@ export interface CassandraStoreOptions {
   /** Data center of the nodes to use, as the snitch names it (SimpleSnitch: datacenter1). */
   localDataCenter?: string;
   /** Consistency level of every read and write (default LOCAL_QUORUM). */
-  consistency?: ConsistencyName;
+  consistency?: CassandraConsistency;
   /** Replicas in the local data center when the store creates the keyspace (default 1). */
   replicationFactor?: number;
   log?: Logger;
@@ -50,8 +51,8 @@ export interface CassandraStoreOptions {
   maxInFlight?: number;
 }
 
-/** Consistency levels by their CQL names (src/config.ts's CASSANDRA_CONSISTENCY_LEVELS). */
-const CONSISTENCIES = {
+/** Consistency levels by their CQL names: exactly the ones config.ts accepts, checked by the type. */
+const CONSISTENCIES: Record<CassandraConsistency, number> = {
   ONE: types.consistencies.one,
   TWO: types.consistencies.two,
   THREE: types.consistencies.three,
@@ -60,8 +61,7 @@ const CONSISTENCIES = {
   LOCAL_QUORUM: types.consistencies.localQuorum,
   EACH_QUORUM: types.consistencies.eachQuorum,
   LOCAL_ONE: types.consistencies.localOne,
-} as const;
-export type ConsistencyName = keyof typeof CONSISTENCIES;
+};
 
 const DEFAULT_MAX_IN_FLIGHT = 32;
 /** Rows per unlogged batch: keeps a batch well under Cassandra's 5 KiB batch-size warning. */
