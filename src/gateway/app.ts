@@ -60,7 +60,7 @@ export class Gateway {
     this.dispatcher = new Dispatcher(readStates, log);
     this.sessions = new ResumableSessions(this.dispatcher, config.resumeWindowMs, config.resumeBuffer);
     this.metrics = new GatewayMetrics(
-      () => readStates.stats,
+      readStates,
       () => this.dispatcher.onlineUsers,
       () => this.sessions.stats,
     );

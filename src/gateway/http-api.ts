@@ -8,7 +8,6 @@
 
 import { createHash, timingSafeEqual } from 'node:crypto';
 import type { Logger } from 'pino';
-import { Gauge } from 'prom-client';
 import type { HttpRequest, HttpResponse, TemplatedApp } from 'uWebSockets.js';
 import type { Failure } from '../store/persistent-read-states.js';
 import { canonicalSnowflake, isRecord } from './codec.js';
@@ -118,17 +117,6 @@ type UwsHandler = (res: HttpResponse, req: HttpRequest) => void;
 export function mountHttpApi(app: TemplatedApp, options: HttpApiOptions): void {
   const { readStates, dispatcher, metrics, log } = options;
   const adminDigest = digest(options.adminToken);
-
-  // /readyz's answer as a metric too, so an alert can follow the signal a load balancer
-  // follows (infra/prometheus/alerts.yml). Defined here, next to /readyz, which owns it.
-  new Gauge({
-    name: 'gateway_ready',
-    help: '1 while /readyz answers 200 (store reachable, schema in place, writes succeeding), else 0',
-    registers: [metrics.registry],
-    collect() {
-      this.set(readStates.ready ? 1 : 0);
-    },
-  });
 
   /** Bearer-token check in constant time (digests make the lengths equal). */
   const authorized = (req: HttpRequest): boolean => {

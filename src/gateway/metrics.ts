@@ -1,10 +1,11 @@
 // What /metrics reports (prom-client): connections, requests by opcode, request-to-dispatch
-// latency, closes by code, and the read-state engine's figures read from its stats at
-// scrape time. Process metrics come from prom-client's defaults, among them GC pauses
+// latency, closes by code, resumes, readiness, and the read-state engine's and the resumable
+// sessions' figures read at scrape time. Process metrics come from prom-client's defaults, among them GC pauses
 // (nodejs_gc_duration_seconds, from perf_hooks) and event-loop delay (nodejs_eventloop_lag_*).
 
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
 import type { PersistentReadStatesStats } from '../store/persistent-read-states.js';
+import type { ReadStateService } from './read-state-service.js';
 import type { ResumableSessionsStats } from './resumable-sessions.js';
 
 type StatName = keyof PersistentReadStatesStats;
@@ -37,7 +38,8 @@ export class GatewayMetrics {
   private readonly requests: Counter<'op'>;
   private readonly requestsByOp = new Map<string, Counter.Internal>();
 
-  constructor(stats: () => PersistentReadStatesStats, onlineUsers: () => number, sessions: () => ResumableSessionsStats) {
+  constructor(readStates: Pick<ReadStateService, 'stats' | 'ready'>, onlineUsers: () => number, sessions: () => ResumableSessionsStats) {
+    const stats = () => readStates.stats;
     const registers = [this.registry];
     collectDefaultMetrics({ register: this.registry });
     this.connections = new Gauge({ name: 'gateway_connections', help: 'Open WebSocket sessions', registers });
@@ -71,6 +73,12 @@ export class GatewayMetrics {
     sessionGauge('gateway_resume_buffered_dispatches', 'Dispatches held in resume buffers, over all sessions', (s) => s.bufferedDispatches);
     sessionGauge('gateway_resume_buffer_bytes', 'Memory the resume buffers take', (s) => s.bufferBytes);
 
+    // /readyz's answer as a metric too, so an alert can follow what a load balancer follows.
+    gaugeReading(() => readStates.ready, registers)(
+      'gateway_ready',
+      '1 while /readyz answers 200 (store reachable, schema in place, writes succeeding), else 0',
+      (ready) => (ready ? 1 : 0),
+    );
     const gauge = gaugeReading(stats, registers);
     gauge('readstate_engine_size', 'Read states held in memory', (s) => s.size);
     gauge('readstate_engine_capacity', 'Read states the memory table can hold', (s) => s.capacity);

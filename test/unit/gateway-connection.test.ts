@@ -51,7 +51,7 @@ function environment(store: InMemoryReadStateStore, overrides: Partial<Connectio
     sessions,
     tokens,
     metrics: new GatewayMetrics(
-      () => readStates.stats,
+      readStates,
       () => dispatcher.onlineUsers,
       () => sessions.stats,
     ),
