@@ -258,13 +258,14 @@ const D_KEY = Buffer.from(encodeMessagePack('d'));
 /** Where READ_STATE_UPDATE frames are assembled: ids, counts and a 64-code-point nonce stay far below 1 KiB. */
 const frameBuffer = Buffer.allocUnsafe(1024);
 
-// The fixed parts of a JSON READ_STATE_UPDATE without a nonce, in field order.
+// The fixed parts of a JSON READ_STATE_UPDATE, in field order.
 const JSON_UPDATE_HEAD = Buffer.from('{"op":0,"t":"READ_STATE_UPDATE","s":', 'latin1');
 const JSON_CHANNEL = Buffer.from(',"d":{"channel_id":', 'latin1');
 const JSON_LAST_MESSAGE = Buffer.from(',"last_message_id":', 'latin1');
 const JSON_LAST_ACKED = Buffer.from(',"last_acked_id":', 'latin1');
 const JSON_UNREAD = Buffer.from(',"unread_count":', 'latin1');
 const JSON_MENTIONS = Buffer.from(',"mention_count":', 'latin1');
+const JSON_NONCE = Buffer.from(',"nonce":', 'latin1');
 const JSON_NULL = Buffer.from('null', 'latin1');
 const JSON_END = Buffer.from('}}', 'latin1');
 
@@ -299,7 +300,6 @@ function putInteger(value: number, at: number): number {
  * it goes to; each session only adds its sequence number, the requester its nonce.
  */
 export class PreparedReadState {
-  private json: string | undefined;
   private msgpack: Uint8Array | undefined;
   private halves: Uint32Array | undefined;
 
@@ -321,14 +321,8 @@ export class PreparedReadState {
    * until the next frame is built, so send or copy them at once.
    */
   frame(encoding: Encoding, sequence: number, nonce: Nonce | undefined): Frame {
-    if (encoding === 'json') {
-      // Most frames (every member but the requester) are written as bytes, with no string
-      // built per member; the requester's, with its nonce, as text.
-      if (nonce === undefined) return this.jsonBytes(sequence);
-      // The fields without the closing brace, so the nonce can be appended.
-      const body = (this.json ??= readStateJsonFields(this.state));
-      return `{"op":0,"t":"READ_STATE_UPDATE","s":${sequence},"d":${body},"nonce":${JSON.stringify(nonce)}}}`;
-    }
+    // JSON is written as bytes: no string is built per member and session.
+    if (encoding === 'json') return this.jsonBytes(sequence, nonce);
     // The head and the sequence are copied out before the body is encoded (same buffer).
     frameBuffer.set(UPDATE_HEAD);
     let at = UPDATE_HEAD.length;
@@ -342,8 +336,8 @@ export class PreparedReadState {
     return frameBuffer.subarray(0, at + d.length);
   }
 
-  /** The JSON text of the frame without a nonce, as bytes (the same text readStateJsonFields gives). */
-  private jsonBytes(sequence: number): Uint8Array {
+  /** The JSON text of the frame, as bytes (the text JSON.stringify would give). */
+  private jsonBytes(sequence: number, nonce: Nonce | undefined): Uint8Array {
     const s = this.state;
     let at = putInteger(sequence, put(JSON_UPDATE_HEAD, 0));
     at = putId(s.channel_id, put(JSON_CHANNEL, at));
@@ -351,13 +345,11 @@ export class PreparedReadState {
     at = putId(s.last_acked_id, put(JSON_LAST_ACKED, at));
     at = putInteger(s.unread_count, put(JSON_UNREAD, at));
     at = putInteger(s.mention_count, put(JSON_MENTIONS, at));
+    // Only the requester's frame has one: at most 64 code points, escaped, well within the buffer.
+    if (nonce !== undefined) {
+      at = put(JSON_NONCE, at);
+      at += frameBuffer.write(JSON.stringify(nonce), at, 'utf8');
+    }
     return frameBuffer.subarray(0, put(JSON_END, at));
   }
-}
-
-// Ids are canonical digit strings (from the engine), so they need no escaping.
-function readStateJsonFields(s: ReadStateJson): string {
-  const lastMessage = s.last_message_id === null ? 'null' : `"${s.last_message_id}"`;
-  const lastAcked = s.last_acked_id === null ? 'null' : `"${s.last_acked_id}"`;
-  return `{"channel_id":"${s.channel_id}","last_message_id":${lastMessage},"last_acked_id":${lastAcked},"unread_count":${s.unread_count},"mention_count":${s.mention_count}`;
 }

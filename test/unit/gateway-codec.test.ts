@@ -260,15 +260,19 @@ describe('server frames', () => {
     expect(unpackr.unpack(update.frame('msgpack', 2 ** 40, -3) as Uint8Array)).toEqual({ op: 0, t: 'READ_STATE_UPDATE', s: 2 ** 40, d: { ...state, nonce: -3 } });
   });
 
-  it('writes a JSON READ_STATE_UPDATE as bytes with the very text of JSON.stringify', () => {
+  it('writes a JSON READ_STATE_UPDATE as bytes with the very text of JSON.stringify, nonce or none', () => {
     const id = fc.bigInt({ min: 0n, max: (1n << 64n) - 1n }).map(String);
+    // Nonces as the codec accepts them: up to 64 code points (any, quotes and controls included), or a safe integer.
+    const nonce = fc.option(fc.oneof(fc.string({ unit: 'grapheme', maxLength: 64 }).filter((n) => [...n].length <= 64), fc.string({ unit: 'binary', maxLength: 64 }).filter((n) => !/\p{Surrogate}/u.test(n)), fc.maxSafeInteger()), { nil: undefined });
     fc.assert(
       fc.property(
         fc.record({ channel_id: id, last_message_id: fc.option(id, { nil: null }), last_acked_id: fc.option(id, { nil: null }), unread_count: fc.nat(), mention_count: fc.integer() }),
         fc.maxSafeInteger(),
-        (drawn, sequence) => {
+        nonce,
+        (drawn, sequence, n) => {
           const s = Math.abs(sequence);
-          expect(text(new PreparedReadState(drawn).frame('json', s, undefined))).toBe(JSON.stringify({ op: 0, t: 'READ_STATE_UPDATE', s, d: drawn }));
+          const d = n === undefined ? drawn : { ...drawn, nonce: n };
+          expect(text(new PreparedReadState(drawn).frame('json', s, n))).toBe(JSON.stringify({ op: 0, t: 'READ_STATE_UPDATE', s, d }));
         },
       ),
     );
