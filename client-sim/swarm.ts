@@ -404,7 +404,7 @@ export class Swarm {
     for (const session of this.sessions) this.missedAcks += session.pendingAcks.size;
     this.closing = true;
     for (const stop of this.unsubscribe) stop();
-    const stats: ReconnectingClientStats = { reconnects: 0, resumes: 0, replayed: 0, invalidSessions: 0, zombies: 0, reconnectRequests: 0 };
+    const stats: ReconnectingClientStats = { reconnects: 0, resumes: 0, replayed: 0, invalidSessions: 0, zombies: 0, reconnectRequests: 0, redirects: 0 };
     for (const session of this.sessions) {
       for (const key of Object.keys(stats) as Array<keyof ReconnectingClientStats>) stats[key] += session.client.stats[key];
     }

@@ -35,7 +35,24 @@ export interface Config {
   resumeBuffer: number;
   /** Snowflake worker id of this process (0..1023): distinct per process sharing a keyspace. */
   workerId: number;
+  /** Set when the process is a node of a cluster (GATEWAY_NATS_URL); null on a single node. */
+  cluster: ClusterConfig | null;
   logLevel: string;
+}
+
+/** A cluster node's settings (docs/protocol.md "Cluster"). */
+export interface ClusterConfig {
+  natsUrl: string;
+  /** GATEWAY_NODE_ID: unique per node, also the snowflake worker id. */
+  nodeId: number;
+  /** The ws URL clients use to reach this node. */
+  publicUrl: string;
+  /** user_id mod shards (and channel_id mod shards) picks the shard; the same on every node. */
+  shards: number;
+  /** How often the node says it is alive. */
+  heartbeatMs: number;
+  /** A node not heard from for this long is taken as lost. */
+  expireMs: number;
 }
 
 /** Development-only secrets: printed by `npm start`, refused in production. */
@@ -142,8 +159,23 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     resumeWindowMs: integer('GATEWAY_RESUME_WINDOW_MS', 60_000, 0, 2 ** 31 - 1),
     resumeBuffer: integer('GATEWAY_RESUME_BUFFER', 1000, 0, 1_000_000),
     workerId: integer('GATEWAY_WORKER_ID', 0, 0, 1023),
+    cluster: null,
     logLevel,
   };
+  const natsUrl = env.GATEWAY_NATS_URL?.trim() ?? '';
+  if (natsUrl !== '') {
+    if (!/^(nats|tls|wss?):\/\/[^\s]+$/.test(natsUrl) || natsUrl.split(',').length > 1) problems.push(`GATEWAY_NATS_URL must be one nats:// URL, got "${natsUrl}"`);
+    if (env.GATEWAY_NODE_ID === undefined || env.GATEWAY_NODE_ID === '') problems.push('GATEWAY_NODE_ID is required with GATEWAY_NATS_URL (a number 0..1023, unique per node)');
+    const nodeId = integer('GATEWAY_NODE_ID', 0, 0, 1023);
+    if (env.GATEWAY_WORKER_ID !== undefined && env.GATEWAY_WORKER_ID !== '' && config.workerId !== nodeId) problems.push('GATEWAY_WORKER_ID differs from GATEWAY_NODE_ID: on a cluster node the node id is the worker id; leave GATEWAY_WORKER_ID unset');
+    const publicUrl = env.GATEWAY_PUBLIC_URL?.trim() || `ws://${host.includes(':') ? `[${host}]` : host}:${port}/gateway`;
+    if (!/^wss?:\/\/[^\s]+$/.test(publicUrl)) problems.push(`GATEWAY_PUBLIC_URL must be a ws:// or wss:// URL, got "${publicUrl}"`);
+    const heartbeatMs = integer('GATEWAY_NODE_HEARTBEAT_MS', 500, 50, 60_000);
+    const expireMs = integer('GATEWAY_NODE_EXPIRE_MS', 3000, 100, 600_000);
+    if (expireMs < 2 * heartbeatMs) problems.push('GATEWAY_NODE_EXPIRE_MS must be at least twice GATEWAY_NODE_HEARTBEAT_MS');
+    config.workerId = nodeId;
+    config.cluster = { natsUrl, nodeId, publicUrl, shards: integer('GATEWAY_SHARDS', 1024, 1, 65_536), heartbeatMs, expireMs };
+  }
   // 1.5 x the interval must still fit a Node timer.
   if (config.heartbeatIntervalMs * 1.5 > 2 ** 31 - 1) problems.push('GATEWAY_HEARTBEAT_INTERVAL_MS is too large');
   if (problems.length > 0) throw new ConfigError(problems);

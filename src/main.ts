@@ -1,13 +1,15 @@
-// Wiring only: configuration -> Cassandra store -> persistent read states -> gateway, and
-// the clean stop on SIGTERM/SIGINT (stop accepting, close sockets with 1001, write every
-// changed read state, exit 0).
+// Wiring only: configuration -> Cassandra store -> persistent read states -> gateway (and,
+// with GATEWAY_NATS_URL, the cluster node around them), and the clean stop on
+// SIGTERM/SIGINT: stop accepting, close sockets with RECONNECT + 1001, write every changed
+// read state, hand the shards over, exit 0.
 
 import { pino } from 'pino';
+import { ClusterNode } from './cluster/cluster-node.js';
 import { ConfigError, loadConfig } from './config.js';
 import { demoPageUrl, mountDemo } from './demo/demo-routes.js';
 import { seedDemo } from './demo/demo-seed.js';
 import { Gateway } from './gateway/app.js';
-import { openReadStates } from './read-state-service.js';
+import { connectStore, createReadStates } from './read-state-service.js';
 
 async function main(): Promise<void> {
   let config;
@@ -23,13 +25,37 @@ async function main(): Promise<void> {
     log.warn({ GATEWAY_JWT_SECRET: config.jwtSecret, GATEWAY_ADMIN_TOKEN: config.adminToken }, 'using development secrets (refused when NODE_ENV=production)');
   }
 
-  const { store, readStates } = await openReadStates(config, log);
+  const store = await connectStore(config, log);
+  const cluster =
+    config.cluster === null
+      ? undefined
+      : await ClusterNode.connect({
+          config: config.cluster,
+          keyspace: config.cassandraKeyspace,
+          store,
+          log,
+          openReadStates: (channelSource) => createReadStates(config, store, log, { channelSource }),
+        });
+  const readStates = cluster?.local ?? createReadStates(config, store, log);
   readStates.start();
-  // Development only (both are no-ops in production): seed before listening so no session misses a dispatch.
-  await seedDemo({ config, readStates, log });
-  const gateway = new Gateway({ config, readStates, log, mountRoutes: (app) => mountDemo(app, { config, log }) });
+  const gateway = new Gateway({
+    config,
+    readStates: cluster?.readStates ?? readStates,
+    log,
+    mountRoutes: (app) => mountDemo(app, { config, log }),
+    cluster: cluster?.gatewayParts(),
+  });
+  if (cluster !== undefined) {
+    cluster.attach(gateway);
+    cluster.start();
+    // Users are only served once the node knows which shards are its own.
+    await cluster.whenMapped();
+  }
+  // Development only (both are no-ops in production): seed before listening so no session
+  // misses a dispatch. A cluster node does not seed: its users are spread over the nodes.
+  if (cluster === undefined) await seedDemo({ config, readStates, log });
   const port = await gateway.listen();
-  log.info({ host: config.host, port, keyspace: config.cassandraKeyspace, workerId: config.workerId }, 'gateway listening');
+  log.info({ host: config.host, port, keyspace: config.cassandraKeyspace, workerId: config.workerId, node: config.cluster?.nodeId, url: config.cluster?.publicUrl }, 'gateway listening');
   const demoUrl = demoPageUrl(config, port);
   if (demoUrl !== null) log.info({ url: demoUrl }, `demo page: ${demoUrl}`);
 
@@ -38,8 +64,11 @@ async function main(): Promise<void> {
     if (stopping) return log.warn({ signal }, 'already stopping');
     stopping = true;
     log.info({ signal }, 'stopping: closing sessions, writing changed read states');
-    gateway.close();
+    const successor = cluster?.successors();
+    cluster?.leave();
+    gateway.close(successor);
     await readStates.stop();
+    await cluster?.stop();
     await store.close();
     log.info('stopped');
     process.exit(0);

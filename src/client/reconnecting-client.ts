@@ -15,6 +15,12 @@ import { PendingRequests } from './pending-requests.js';
 export interface ReconnectingClientOptions {
   /** The gateway's WebSocket URL (ws://host:port/gateway). */
   url: string;
+  /**
+   * Other nodes of a cluster, tried in turn after `url` (or the node last redirected to)
+   * cannot be reached, say because it died; whichever answers sends the client on to the
+   * node serving its user (RECONNECT + 4010).
+   */
+  fallbackUrls?: readonly string[];
   /** The user's token, or a function giving one (called for every IDENTIFY and RESUME, so it may refresh it). */
   token: string | (() => string | Promise<string>);
   socketFactory: SocketFactory;
@@ -41,6 +47,8 @@ export interface ReconnectingClientStats {
   zombies: number;
   /** RECONNECTs received (a server stopping, or a user moving to another node). */
   reconnectRequests: number;
+  /** Of those, redirects to the node serving the user (close 4010), followed at once. */
+  redirects: number;
 }
 
 export interface ReconnectingEvent {
@@ -75,7 +83,7 @@ export class NotDeliveredError extends Error {
 const FINAL_CLOSE_CODES = new Set([4004]);
 
 export class ReconnectingClient {
-  readonly stats: ReconnectingClientStats = { reconnects: 0, resumes: 0, replayed: 0, invalidSessions: 0, zombies: 0, reconnectRequests: 0 };
+  readonly stats: ReconnectingClientStats = { reconnects: 0, resumes: 0, replayed: 0, invalidSessions: 0, zombies: 0, reconnectRequests: 0, redirects: 0 };
   state: 'connecting' | 'ready' | 'reconnecting' | 'closed' = 'connecting';
   sessionId: string | null = null;
   /** `s` of the last dispatch received: where a RESUME starts from. */
@@ -91,11 +99,13 @@ export class ReconnectingClient {
   };
   private attempt = 0;
   private retryTimer: ReturnType<typeof setTimeout> | undefined;
-  private nextUrl: string | undefined;
+  /** Where the next attempt goes: the URL given, then the node a RECONNECT named, then the fallbacks in turn. */
+  private url: string;
   private readonly random: () => number;
 
   constructor(private readonly options: ReconnectingClientOptions) {
     this.random = options.random ?? Math.random;
+    this.url = options.url;
     void this.connect();
   }
 
@@ -145,8 +155,7 @@ export class ReconnectingClient {
   }
 
   private async connect(): Promise<void> {
-    const url = this.nextUrl ?? this.options.url;
-    this.nextUrl = undefined;
+    const url = this.url;
     let client: GatewayClient;
     try {
       client = await GatewayClient.connect(url, {
@@ -156,7 +165,8 @@ export class ReconnectingClient {
         onHeartbeatAckMissed: () => this.dropped(client, 'zombie'),
       });
     } catch (error) {
-      // Refused, or closed before HELLO: try again later.
+      // Refused, or closed before HELLO: try again later, at the next node if there are others.
+      if (!(error instanceof GatewayClosedError)) this.tryNextUrl();
       return this.dropped(null, error instanceof GatewayClosedError ? error.close.code : 1006);
     }
     if (this.state === 'closed') {
@@ -222,7 +232,8 @@ export class ReconnectingClient {
     let delayMs: number;
     if (request !== undefined) {
       this.stats.reconnectRequests++;
-      this.nextUrl = request.url;
+      if (reason === 4010) this.stats.redirects++;
+      if (request.url !== undefined) this.url = request.url;
       delayMs = 0;
     } else {
       const ceiling = Math.min(this.options.maxBackoffMs ?? 30_000, (this.options.backoffMs ?? 500) * 2 ** this.attempt);
@@ -233,6 +244,11 @@ export class ReconnectingClient {
     this.state = 'reconnecting';
     for (const listener of this.listeners.reconnecting) listener({ attempt: this.attempt, delayMs, reason });
     this.retryTimer = setTimeout(() => void this.connect(), delayMs);
+  }
+
+  private tryNextUrl(): void {
+    const urls = [this.options.url, ...(this.options.fallbackUrls ?? [])];
+    this.url = urls[(urls.indexOf(this.url) + 1) % urls.length];
   }
 
   private finish(info: CloseInfo): void {

@@ -122,28 +122,74 @@ export class ReadStates {
     this.ids.next(nowMs, this.channels.newestHi(channel), this.channels.newestLo(channel));
     this.messageHi = this.ids.hi;
     this.messageLo = this.ids.lo;
+    this.applyMessage(channel, authorHi, authorLo, mentions, mentionCount, mentionsEveryone, nowMs);
+    return Outcome.ok;
+  }
+
+  /**
+   * A message another node posted (docs/protocol.md "Cluster"), with its id given, appended to
+   * this node's copy of the channel: the same window changes as createMessage, so counts agree
+   * on every node. Only states held here change (the author's ack, mentioned members' counts);
+   * the caller handles mentioned states it owns but does not hold. False when the id is not
+   * newer than the channel's newest (a message already applied).
+   */
+  applyRemoteMessage(
+    channel: number,
+    messageHi: number,
+    messageLo: number,
+    authorHi: number,
+    authorLo: number,
+    mentions: Uint32Array,
+    mentionCount: number,
+    mentionsEveryone: boolean,
+    nowMs: number,
+  ): boolean {
+    this.changed.length = 0;
+    const channels = this.channels;
+    if (channels.hasMessages(channel) && compareSnowflakes(messageHi, messageLo, channels.newestHi(channel), channels.newestLo(channel)) <= 0) return false;
+    this.messageHi = messageHi;
+    this.messageLo = messageLo;
+    this.applyMessage(channel, authorHi, authorLo, mentions, mentionCount, mentionsEveryone, nowMs);
+    return true;
+  }
+
+  /** The id (messageHi/Lo) this node would give the channel's next message, taken as used. */
+  nextMessageId(channel: number, nowMs: number): void {
+    this.ids.next(nowMs, this.channels.newestHi(channel), this.channels.newestLo(channel));
+    this.messageHi = this.ids.hi;
+    this.messageLo = this.ids.lo;
+  }
+
+  private applyMessage(channel: number, authorHi: number, authorLo: number, mentions: Uint32Array, mentionCount: number, mentionsEveryone: boolean, nowMs: number): void {
+    const channelHi = this.channels.idHi(channel);
+    const channelLo = this.channels.idLo(channel);
     this.channels.append(channel, this.messageHi, this.messageLo, mentionsEveryone);
 
-    this.ackNewest(author, channel);
-    this.table.markDirty(author, nowMs);
-    this.changed.push(author);
+    const author = this.table.find(authorHi, authorLo, channelHi, channelLo);
+    if (author !== -1) {
+      this.ackNewest(author, channel);
+      this.table.markDirty(author, nowMs);
+      this.changed.push(author);
+    }
 
     // With @everyone every member is mentioned once through everyoneCount; explicit
     // mentions on top of it would count the message twice.
-    if (mentionsEveryone) return Outcome.ok;
+    if (mentionsEveryone) return;
     for (let i = 0; i < mentionCount; i++) {
       const hi = mentions[i * 2];
       const lo = mentions[i * 2 + 1];
       if (hi === authorHi && lo === authorLo) continue;
       if (this.seenEarlier(mentions, i, hi, lo)) continue;
+      // Recorded whether or not the state is held here: on another node it may be, and every
+      // copy of the window must be the same. A non-member's entry counts for nothing, since
+      // any ack it makes after joining is newer than the message.
+      this.channels.addMention(channel, hi, lo);
       const slot = this.table.find(hi, lo, channelHi, channelLo);
       if (slot === -1) continue;
-      this.channels.addMention(channel, hi, lo);
       this.table.setMentionBias(slot, this.table.mentionBias(slot) + 1);
       this.table.markDirty(slot, nowMs);
       this.changed.push(slot);
     }
-    return Outcome.ok;
   }
 
   /**

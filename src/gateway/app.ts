@@ -10,7 +10,8 @@ import { mountHttpApi } from './http-api.js';
 import { Outbox, type OutboxSlot } from './outbox.js';
 import { GatewayMetrics } from './metrics.js';
 import type { ReadStateService } from './read-state-service.js';
-import { Connection, type ConnectionEnvironment, IDENTIFY_TIMEOUT_MS } from './connection.js';
+import { type AdminOperations, LocalAdminOperations } from './admin-operations.js';
+import { Connection, type ConnectionEnvironment, IDENTIFY_TIMEOUT_MS, type UserRouting } from './connection.js';
 import { ResumableSessions } from './resumable-sessions.js';
 import { UserTokens } from './user-tokens.js';
 
@@ -35,6 +36,16 @@ export interface GatewayOptions {
   log: Logger;
   /** Mounts further HTTP routes (the development demo) ahead of the API's catch-all 404. */
   mountRoutes?: (app: uWS.TemplatedApp) => void;
+  /** A cluster node's parts (src/cluster); absent on a single node. */
+  cluster?: GatewayClusterParts;
+}
+
+export interface GatewayClusterParts {
+  routing: UserRouting;
+  /** Wraps this process's admin operations so that each runs on the node serving its user. */
+  adminOperations: (local: AdminOperations) => AdminOperations;
+  /** GET /v1/cluster. */
+  view: () => unknown;
 }
 
 interface SocketData {
@@ -75,6 +86,7 @@ export class Gateway {
       rateLimit: config.rateLimit,
       rateWindowMs: config.rateWindowMs,
       identifyTimeoutMs: IDENTIFY_TIMEOUT_MS,
+      routing: options.cluster?.routing,
     };
 
     this.app = uWS.App();
@@ -134,7 +146,9 @@ export class Gateway {
       },
     });
     options.mountRoutes?.(this.app);
-    mountHttpApi(this.app, { readStates, dispatcher: this.dispatcher, metrics: this.metrics, adminToken: config.adminToken, log });
+    const local = new LocalAdminOperations(readStates, this.dispatcher);
+    const operations = options.cluster?.adminOperations(local) ?? local;
+    mountHttpApi(this.app, { readStates, operations, cluster: options.cluster?.view, metrics: this.metrics, adminToken: config.adminToken, log });
   }
 
   /** Binds HOST:PORT; resolves with the port bound (useful with PORT=0). */
@@ -150,15 +164,37 @@ export class Gateway {
   }
 
   /**
-   * Stops accepting connections and tells every client to reconnect: RECONNECT, then close
-   * with 1001 (going away). Its next process (or another node) takes the client.
+   * Stops accepting connections and tells every client to reconnect: RECONNECT (naming the
+   * node that takes the user over, on a cluster), then close with 1001 (going away).
    */
-  close(): void {
+  close(urlOf: (userId: string) => string | undefined = () => undefined): void {
     if (this.listenSocket !== undefined) {
       uWS.us_listen_socket_close(this.listenSocket);
       this.listenSocket = undefined;
     }
-    for (const connection of [...this.connections]) connection.reconnect(CloseCode.goingAway);
+    for (const connection of [...this.connections]) {
+      const userId = connection.session?.userId;
+      connection.reconnect(CloseCode.goingAway, userId === undefined ? undefined : urlOf(userId));
+    }
     this.connections.clear();
+  }
+
+  /**
+   * Users this node no longer serves (a cluster's shards moved): each socket gets RECONNECT
+   * to the user's new node and closes with 4010, and the sessions end here, since a RESUME
+   * at the new node cannot find them. Returns the sockets moved.
+   */
+  moveUsers(urlOf: (userId: string) => string | undefined): number {
+    let moved = 0;
+    for (const connection of [...this.connections]) {
+      const userId = connection.session?.userId;
+      const url = userId === undefined ? undefined : urlOf(userId);
+      if (url === undefined) continue;
+      this.connections.delete(connection);
+      connection.reconnect(CloseCode.movedToAnotherNode, url);
+      moved++;
+    }
+    this.sessions.endUsers((userId) => urlOf(userId) !== undefined);
+    return moved;
   }
 }

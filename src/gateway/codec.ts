@@ -43,6 +43,8 @@ export const CloseCode = {
   resumedElsewhere: 4007,
   rateLimited: 4008,
   sessionTimedOut: 4009,
+  /** The user is served by another node: reconnect to the URL of the RECONNECT before it. */
+  movedToAnotherNode: 4010,
 } as const;
 export type CloseCode = (typeof CloseCode)[keyof typeof CloseCode];
 
@@ -72,6 +74,7 @@ export const CLOSE_REASONS: Record<CloseCode, string> = {
   4007: 'Session resumed elsewhere',
   4008: 'Rate limited',
   4009: 'Session timed out',
+  4010: 'Served by another node',
 };
 
 /** A string of at most 64 code points, or a safe integer. */

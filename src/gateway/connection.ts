@@ -58,6 +58,13 @@ export interface ConnectionEnvironment {
   rateLimit: number;
   rateWindowMs: number;
   identifyTimeoutMs: number;
+  /** A cluster node's answer to "who serves this user" (absent on a single node: this one does). */
+  routing?: UserRouting;
+}
+
+/** Where a user is served: null for this node, else the ws URL of the node that does (docs/protocol.md "Cluster"). */
+export interface UserRouting {
+  route(userId: string): Promise<string | null>;
 }
 
 type Request = Exclude<ClientRequest, { kind: 'heartbeat' } | { kind: 'close' }>;
@@ -218,6 +225,7 @@ export class Connection implements SessionLink {
     const userId = token === null ? null : await this.env.tokens.verify(token);
     if (this.isClosed) return;
     if (userId === null) return this.close(CloseCode.authenticationFailed);
+    if (await this.routedElsewhere(userId)) return;
     let states;
     try {
       states = await this.env.readStates.loadUser(userId);
@@ -236,6 +244,7 @@ export class Connection implements SessionLink {
     const userId = token === null ? null : await this.env.tokens.verify(token);
     if (this.isClosed) return;
     if (userId === null) return this.close(CloseCode.authenticationFailed);
+    if (await this.routedElsewhere(userId)) return;
     let session = sessionId === null ? undefined : this.env.sessions.find(sessionId);
     // Answers still in flight for the session belong before the replay's end.
     while (session?.settling != null) await session.settling;
@@ -256,6 +265,15 @@ export class Connection implements SessionLink {
     const replayed = this.env.sessions.attach(this.session, this, seq!);
     this.env.metrics.resumes.inc();
     this.env.log.debug({ session: this.session.id, user: userId, replayed }, 'session resumed');
+  }
+
+  /** On a cluster node that does not serve the user: RECONNECT to the one that does, close 4010. */
+  private async routedElsewhere(userId: string): Promise<boolean> {
+    const url = this.env.routing === undefined ? null : await this.env.routing.route(userId);
+    if (url === null || this.isClosed) return this.isClosed;
+    this.env.metrics.redirects.inc();
+    this.reconnect(CloseCode.movedToAnotherNode, url);
+    return true;
   }
 
   private created(session: Session, result: CreateResult | Failure, nonce: Nonce | undefined, receivedAt: number): void {

@@ -84,18 +84,23 @@ export class Dispatcher {
    * the author, its ack). The requester gets the author's state first, with the nonce.
    */
   messageCreated(result: CreateResult, authorId: string, origin?: Session, nonce?: Nonce): void {
-    const { channelId, changed } = result;
-    const authorState = changed.get(authorId);
-    if (origin !== undefined && authorState !== undefined) {
+    const authorState = result.changed.get(authorId);
+    if (authorState !== undefined && (origin !== undefined || result.membersTold === true)) {
       const update = new PreparedReadState(authorState);
-      origin.sendReadState(update, nonce);
+      origin?.sendReadState(update, nonce);
       this.sendToUser(authorId, update, origin);
     }
+    if (result.membersTold !== true) this.membersChanged(result, origin !== undefined ? authorId : undefined);
+  }
+
+  /** Every online member of the channel but `except` is told its new state (the author's sessions are told by messageCreated). */
+  membersChanged(result: CreateResult, except: string | undefined): void {
+    const { channelId, changed } = result;
     const members = this.channels.get(channelId);
     const missing: string[] = [];
     if (members !== undefined) {
       for (const userId of members) {
-        if (origin !== undefined && userId === authorId) continue;
+        if (userId === except) continue;
         const state = changed.get(userId) ?? this.readStates.viewOf(userId, channelId);
         if (state === undefined) missing.push(userId);
         else this.sendToUser(userId, new PreparedReadState(state), undefined);
@@ -103,7 +108,7 @@ export class Dispatcher {
     }
     // Changed states of online users the channel index does not list (it should list them all).
     for (const [userId, state] of changed) {
-      if ((origin !== undefined && userId === authorId) || members?.has(userId) === true || !this.users.has(userId)) continue;
+      if (userId === except || members?.has(userId) === true || !this.users.has(userId)) continue;
       this.sendToUser(userId, new PreparedReadState(state), undefined);
     }
     // States evicted from memory meanwhile: the view loaded later is the newest one, so
@@ -116,6 +121,11 @@ export class Dispatcher {
         (error: unknown) => this.log.warn({ err: error, user: userId, channel: channelId }, 'loading a member state for fan-out failed'),
       );
     }
+  }
+
+  /** Users with sessions here, for handing them to other nodes. */
+  onlineUserIds(): IterableIterator<string> {
+    return this.users.keys();
   }
 
   private sendToUser(userId: string, update: PreparedReadState, except: Session | undefined): void {

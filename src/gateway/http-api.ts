@@ -9,9 +9,8 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
 import type { Logger } from 'pino';
 import type { HttpRequest, HttpResponse, TemplatedApp } from 'uWebSockets.js';
-import type { Failure } from '../store/persistent-read-states.js';
+import type { AdminAnswer, AdminOperations, MessageBody } from './admin-operations.js';
 import { canonicalSnowflake, isRecord } from './codec.js';
-import type { Dispatcher } from './dispatch.js';
 import type { GatewayMetrics } from './metrics.js';
 import type { ReadStateService } from './read-state-service.js';
 
@@ -32,16 +31,12 @@ const STATUS: Record<number, string> = {
 
 const JSON_TYPE = 'application/json';
 const INVALID_BODY = { code: 50035, message: 'Invalid Form Body' };
-const FAILURE_RESPONSES: Record<Failure['code'], [number, { code: number; message: string }]> = {
-  10003: [404, { code: 10003, message: 'Unknown Channel' }],
-  10008: [404, { code: 10008, message: 'Unknown Message' }],
-  50001: [403, { code: 50001, message: 'Missing Access' }],
-  4000: [503, { code: 4000, message: 'Store unavailable' }],
-};
 
 export interface HttpApiOptions {
   readStates: ReadStateService;
-  dispatcher: Dispatcher;
+  operations: AdminOperations;
+  /** A cluster node's GET /v1/cluster answer (absent on a single node: 404). */
+  cluster?: () => unknown;
   metrics: GatewayMetrics;
   adminToken: string;
   log: Logger;
@@ -70,6 +65,11 @@ class Reply {
 
   json(status: number, body: unknown): void {
     this.send(status, JSON_TYPE, JSON.stringify(body));
+  }
+
+  answer({ status, body }: AdminAnswer): void {
+    if (body === null) this.send(status, null, '');
+    else this.json(status, body);
   }
 
   send(status: number, contentType: string | null, body: string): void {
@@ -108,6 +108,7 @@ export const HTTP_ROUTES = [
   { id: 'leave', method: 'DELETE', path: '/v1/channels/:channel_id/members/:user_id', admin: true },
   { id: 'postMessage', method: 'POST', path: '/v1/channels/:channel_id/messages', admin: true },
   { id: 'readStates', method: 'GET', path: '/v1/users/:user_id/read-states', admin: true },
+  { id: 'cluster', method: 'GET', path: '/v1/cluster', admin: true },
 ] as const satisfies readonly HttpRoute[];
 
 type RouteId = (typeof HTTP_ROUTES)[number]['id'];
@@ -115,7 +116,7 @@ type Handler = (reply: Reply, req: HttpRequest, res: HttpResponse) => Promise<vo
 type UwsHandler = (res: HttpResponse, req: HttpRequest) => void;
 
 export function mountHttpApi(app: TemplatedApp, options: HttpApiOptions): void {
-  const { readStates, dispatcher, metrics, log } = options;
+  const { readStates, operations, cluster, metrics, log } = options;
   const adminDigest = digest(options.adminToken);
 
   /** Bearer-token check in constant time (digests make the lengths equal). */
@@ -168,20 +169,14 @@ export function mountHttpApi(app: TemplatedApp, options: HttpApiOptions): void {
       const channelId = canonicalSnowflake(req.getParameter(0));
       const userId = canonicalSnowflake(req.getParameter(1));
       if (channelId === null || userId === null) return reply.json(400, INVALID_BODY);
-      const result = await readStates.join(channelId, userId);
-      if (result.code !== 0) return failed(reply, result);
-      if (result.created) dispatcher.joined(userId, result.state);
-      reply.send(204, null, '');
+      reply.answer(await operations.join(channelId, userId));
     },
 
     leave: async (reply, req) => {
       const channelId = canonicalSnowflake(req.getParameter(0));
       const userId = canonicalSnowflake(req.getParameter(1));
       if (channelId === null || userId === null) return reply.json(400, INVALID_BODY);
-      const result = await readStates.leave(channelId, userId);
-      if (result.code !== 0) return failed(reply, result);
-      if (result.removed) dispatcher.left(userId, channelId);
-      reply.send(204, null, '');
+      reply.answer(await operations.leave(channelId, userId));
     },
 
     postMessage: async (reply, req, res) => {
@@ -191,23 +186,18 @@ export function mountHttpApi(app: TemplatedApp, options: HttpApiOptions): void {
       if (channelId === null) return reply.json(400, INVALID_BODY);
       const message = parseMessageBody(body);
       if (message === null) return reply.json(400, INVALID_BODY);
-      const result = await readStates.createMessage(channelId, message.authorId, message.mentions, message.mentionEveryone);
-      if (result.code !== 0) return failed(reply, result);
-      dispatcher.messageCreated(result, message.authorId);
-      reply.json(200, { message_id: result.messageId });
+      reply.answer(await operations.postMessage(channelId, message));
     },
 
     readStates: async (reply, req) => {
       const userId = canonicalSnowflake(req.getParameter(0));
       if (userId === null) return reply.json(400, INVALID_BODY);
-      let states;
-      try {
-        states = await readStates.loadUser(userId);
-      } catch (error) {
-        log.warn({ err: error, user: userId }, 'loading read states failed');
-        return failed(reply, { code: 4000 });
-      }
-      reply.json(200, states);
+      reply.answer(await operations.readStates(userId));
+    },
+
+    cluster: (reply) => {
+      if (cluster === undefined) return reply.json(404, { code: 0, message: '404: Not Found (not a cluster node: GATEWAY_NATS_URL is not set)' });
+      reply.json(200, cluster());
     },
   };
 
@@ -234,10 +224,6 @@ export function mountHttpApi(app: TemplatedApp, options: HttpApiOptions): void {
   app.any('/*', serve(notFound, false));
 }
 
-function failed(reply: Reply, failure: Failure): void {
-  const [status, body] = FAILURE_RESPONSES[failure.code];
-  reply.json(status, body);
-}
 
 function digest(text: string): Buffer {
   return createHash('sha256').update(text).digest();
@@ -270,11 +256,6 @@ function readBody(res: HttpResponse, reply: Reply): Promise<string | undefined> 
   });
 }
 
-interface MessageBody {
-  authorId: string;
-  mentions: string[];
-  mentionEveryone: boolean;
-}
 
 function parseMessageBody(text: string): MessageBody | null {
   let body: unknown;

@@ -10,6 +10,23 @@ import type { ResumableSessionsStats } from './resumable-sessions.js';
 
 type StatName = keyof PersistentReadStatesStats;
 
+/** What a cluster node reports (src/cluster/cluster-node.ts). */
+export interface ClusterStats {
+  nodes: number;
+  shards: number;
+  shardsOwned: number;
+  channelsFollowed: number;
+  messagesOut: number;
+  messagesIn: number;
+  messageBytesOut: number;
+  messageBytesIn: number;
+  requestsSent: number;
+  requestsReceived: number;
+  mapChanges: number;
+  shardsReleased: number;
+  shardsGained: number;
+}
+
 const REQUEST_OPS = new Set([1, 2, 6, 20, 21]);
 
 /** Why a RESUME was answered with INVALID_SESSION. */
@@ -35,6 +52,8 @@ export class GatewayMetrics {
   readonly requestToDispatch: Histogram;
   readonly resumes: Counter;
   readonly resumesRefused: Counter<'reason'>;
+  /** IDENTIFYs and RESUMEs sent to the node that serves the user (RECONNECT + 4010). */
+  readonly redirects: Counter;
   private readonly requests: Counter<'op'>;
   private readonly requestsByOp = new Map<string, Counter.Internal>();
 
@@ -67,6 +86,7 @@ export class GatewayMetrics {
       labelNames: ['reason'],
       registers,
     });
+    this.redirects = new Counter({ name: 'gateway_redirects_total', help: 'IDENTIFYs and RESUMEs answered with RECONNECT to the node that serves the user, then 4010', registers });
     const sessionGauge = gaugeReading(sessions, registers);
     sessionGauge('gateway_sessions', 'Identified sessions, with or without a socket', (s) => s.sessions);
     sessionGauge('gateway_resumable_sessions', 'Sessions whose socket is gone, kept for RESUME until the resume window ends', (s) => s.detached);
@@ -110,6 +130,38 @@ export class GatewayMetrics {
     counter('readstate_store_writes_total', 'Records written to the store', 'writes');
     counter('readstate_store_write_errors_total', 'Failed store writes (retried)', 'writeErrors');
     counter('readstate_store_load_errors_total', 'Failed store loads', 'loadErrors');
+  }
+
+  /** A cluster node's figures (src/cluster), read at scrape time. */
+  watchCluster(stats: () => ClusterStats): void {
+    const registers = [this.registry];
+    const gauge = gaugeReading(stats, registers);
+    gauge('cluster_nodes', 'Gateway nodes in this node\'s shard map (alive, ready, not leaving)', (s) => s.nodes);
+    gauge('cluster_shards_owned', 'Shards this node owns', (s) => s.shardsOwned);
+    gauge('cluster_shards', 'Shards in the cluster (GATEWAY_SHARDS)', (s) => s.shards);
+    gauge('cluster_channels_followed', 'Channels whose messages this node receives from their owners', (s) => s.channelsFollowed);
+    const counter = (name: string, help: string, read: (s: ClusterStats) => number) => {
+      let seen = 0;
+      new Counter({
+        name,
+        help,
+        registers,
+        collect() {
+          const now = read(stats());
+          if (now > seen) this.inc(now - seen);
+          seen = now;
+        },
+      });
+    };
+    counter('cluster_messages_out_total', 'Messages this node sequenced and published to the channel\'s other holders', (s) => s.messagesOut);
+    counter('cluster_messages_in_total', 'Messages received from channel owners (including this node\'s own, echoed)', (s) => s.messagesIn);
+    counter('cluster_message_bytes_out_total', 'Bytes of published messages', (s) => s.messageBytesOut);
+    counter('cluster_message_bytes_in_total', 'Bytes of received messages', (s) => s.messageBytesIn);
+    counter('cluster_node_requests_sent_total', 'Requests to other nodes (posts to a channel owner, channel records, forwarded API calls)', (s) => s.requestsSent);
+    counter('cluster_node_requests_received_total', 'Requests from other nodes answered', (s) => s.requestsReceived);
+    counter('cluster_map_changes_total', 'Shard map changes (a node joined, left or was lost)', (s) => s.mapChanges);
+    counter('cluster_shards_released_total', 'Shards handed to another node', (s) => s.shardsReleased);
+    counter('cluster_shards_gained_total', 'Shards taken over', (s) => s.shardsGained);
   }
 
   /** Counts a payload under its opcode; opcodes clients may not send count as "other" (bounded labels). */

@@ -64,6 +64,11 @@ export class ResumableSessions {
     );
   }
 
+  /** Ends every session of the users `moved` selects (they moved to another node, where RESUME cannot find them). */
+  endUsers(moved: (userId: string) => boolean): void {
+    for (const session of [...this.byId.values()]) if (moved(session.userId)) this.end(session);
+  }
+
   get stats(): ResumableSessionsStats {
     let bufferedDispatches = 0;
     let bufferBytes = 0;

@@ -47,6 +47,8 @@ export interface CreateResult {
   channelId: string;
   /** The author's state and every mentioned member's; other members' unread counts moved by derivation. */
   changed: Map<string, ReadStateJson>;
+  /** The other members here were told as the message arrived (a cluster node): only the author's sessions remain. */
+  membersTold?: boolean;
 }
 
 export type AckResult = { code: 0; state: ReadStateJson } | Failure;
@@ -67,7 +69,29 @@ export interface PersistentReadStatesOptions {
   log?: Logger;
   /** Benchmark-only: another table implementation (see ReadStatesOptions.createTable). */
   createTable?: ReadStatesOptions['createTable'];
+  /** Where a channel that is not resident comes from (default: the store; a cluster node asks the channel's owner). */
+  channelSource?: ChannelSource;
 }
+
+/** Where channels come from when they are not resident. */
+export interface ChannelSource {
+  /** The channel's current record, or null when it does not exist; `create` makes an empty one first (a join). */
+  load(channelId: string, create: boolean): Promise<ChannelRecord | null>;
+  /** The record just loaded is in the table (a cluster node applies the messages that came meanwhile). */
+  installed(channelId: string): void;
+}
+
+/** A message as every node applies it (docs/protocol.md "Cluster"): ids as decimal text. */
+export interface PostedMessage {
+  channelId: string;
+  messageId: string;
+  authorId: string;
+  mentions: readonly string[];
+  mentionEveryone: boolean;
+}
+
+/** Whether this node owns the user (id halves): only its own users' states are held or loaded here. */
+export type OwnsUser = (userHi: number, userLo: number) => boolean;
 
 export interface PersistentReadStatesStats {
   size: number;
@@ -124,6 +148,12 @@ export class PersistentReadStates implements DirtyEvictionSink, FlushSink {
   private readonly unconfirmed = new Map<string, ReadStateRecord>();
   /** Memberships whose delete is on its way to the store (see leave). */
   private readonly leaving = new Set<string>();
+  /**
+   * Explicit mentions of states this node owns but did not hold when a message came from
+   * another node, by key: added to the state when its load inserts it (see applyPosted).
+   */
+  private readonly pendingMentions = new Map<string, number>();
+  private readonly channelSource: ChannelSource;
   private readonly writeQueue = new WriteQueue<ReadStateRecord>();
   /** Channel slot -> when its first unwritten change happened. */
   private readonly dirtyChannels = new Map<number, number>();
@@ -153,6 +183,8 @@ export class PersistentReadStates implements DirtyEvictionSink, FlushSink {
     this.maxPendingWrites = options.maxPendingWrites ?? 200_000;
     this.writeBatchSize = options.writeBatchSize ?? 500;
     this.trickle = { maxInFlight: options.writeBehindInFlight ?? WRITE_BEHIND_IN_FLIGHT };
+    const store = this.store;
+    this.channelSource = options.channelSource ?? { load: (channelId) => store.loadChannel(channelId), installed: () => {} };
     this.engine = new ReadStates({
       capacity: options.capacity,
       flushDelayMs: options.flushDelayMs,
@@ -208,15 +240,9 @@ export class PersistentReadStates implements DirtyEvictionSink, FlushSink {
     this.engine.table.takeAllDirty(this);
     for (const channel of this.dirtyChannels.keys()) this.channelQueue.push(channel, this.clock());
     this.dirtyChannels.clear();
-    const deadline = this.clock() + STOP_DEADLINE_MS;
-    while (this.unconfirmed.size > 0 || this.channelQueue.length > 0 || this.writing) {
-      if (this.clock() > deadline) {
-        this.log?.error({ pendingWrites: this.unconfirmed.size, channels: this.channelQueue.length }, 'stop: store unreachable, unwritten read states lost');
-        return;
-      }
-      this.retryAt = Math.min(this.retryAt, this.clock());
-      await this.drain();
-      if (this.unconfirmed.size > 0 || this.channelQueue.length > 0) await sleep(50);
+    await this.flushQueued();
+    if (this.unconfirmed.size > 0 || this.channelQueue.length > 0) {
+      this.log?.error({ pendingWrites: this.unconfirmed.size, channels: this.channelQueue.length }, 'stop: store unreachable, unwritten read states lost');
     }
   }
 
@@ -340,7 +366,7 @@ export class PersistentReadStates implements DirtyEvictionSink, FlushSink {
   /** Adds a member (creating the channel on its first member); an existing member keeps its state. */
   async join(channelId: string, userId: string): Promise<{ code: 0; state: ReadStateJson; created: boolean } | Failure> {
     try {
-      const channelExisted = await this.ensureChannel(channelId);
+      const channelExisted = await this.ensureChannel(channelId, true);
       // Ask the store itself: a cached "not a member" must never make a member start over.
       this.nonMembers.delete(keyOf(userId, channelId));
       if (await this.ensureState(userId, channelId)) {
@@ -421,6 +447,131 @@ export class PersistentReadStates implements DirtyEvictionSink, FlushSink {
     return null;
   }
 
+  // ---- Cluster (src/cluster): messages sequenced by the channel's owner, applied on every node
+
+  /**
+   * The channel owner's MESSAGE_CREATE: gives the message the channel's next id and applies
+   * it here. The channel must be resident; the author need not be (it may live on another
+   * node, which checked its membership). undefined when the channel is not resident.
+   */
+  postAsOwner(channelId: string, authorId: string, mentions: readonly string[], mentionEveryone: boolean, ownsUser: OwnsUser): { posted: PostedMessage; result: CreateResult } | undefined {
+    const c = this.halves(channelId, this.channelHalves);
+    const channel = this.engine.channels.find(c[0], c[1]);
+    if (channel === -1) return undefined;
+    this.engine.nextMessageId(channel, this.clock());
+    const posted: PostedMessage = { channelId, messageId: formatSnowflake(this.engine.messageHi, this.engine.messageLo), authorId, mentions, mentionEveryone };
+    const result = this.applyPosted(posted, ownsUser);
+    if (result === undefined) return undefined;
+    if (!this.dirtyChannels.has(channel)) this.dirtyChannels.set(channel, this.clock());
+    return { posted, result };
+  }
+
+  /**
+   * A message sequenced by the channel's owner, applied to this node's copy of the channel
+   * and to the states held here. Mentioned users this node owns but does not hold get the
+   * mention when their state is loaded, and the load starts now. undefined when the channel
+   * is not resident or the message is not newer than its newest (already applied).
+   */
+  applyPosted(posted: PostedMessage, ownsUser: OwnsUser): CreateResult | undefined {
+    const c = this.halves(posted.channelId, this.channelHalves);
+    const channel = this.engine.channels.find(c[0], c[1]);
+    const message = this.halves(posted.messageId, this.messageHalves);
+    const author = this.halves(posted.authorId, this.userHalves);
+    if (channel === -1) return undefined;
+    const halves = this.mentionHalves;
+    let count = 0;
+    if (!posted.mentionEveryone) {
+      for (const id of posted.mentions) {
+        if (count * 2 === halves.length) break;
+        if (!parseSnowflake(id, halves, count * 2)) continue;
+        count++;
+      }
+    }
+    if (!this.engine.applyRemoteMessage(channel, message[0], message[1], author[0], author[1], halves, count, posted.mentionEveryone, this.clock())) return undefined;
+    const table = this.engine.table;
+    const changed = new Map<string, ReadStateJson>();
+    for (const slot of this.engine.changed) changed.set(formatSnowflake(table.userHi(slot), table.userLo(slot)), this.jsonOf(slot, posted.channelId));
+    for (let i = 0; i < count && !posted.mentionEveryone; i++) {
+      const hi = halves[i * 2];
+      const lo = halves[i * 2 + 1];
+      if ((hi === author[0] && lo === author[1]) || !ownsUser(hi, lo)) continue;
+      const userId = formatSnowflake(hi, lo);
+      if (changed.has(userId)) continue;
+      const key = keyOf(userId, posted.channelId);
+      if (this.isKnownNonMember(key)) continue;
+      this.pendingMentions.set(key, (this.pendingMentions.get(key) ?? 0) + 1);
+      void Promise.resolve(this.ensureState(userId, posted.channelId)).catch((error: unknown) => this.loadFailed(error));
+    }
+    return { code: 0, messageId: posted.messageId, channelId: posted.channelId, changed };
+  }
+
+  /** The channel's newest message id halves into `out`, or false when the channel is not resident. */
+  newestMessage(channelId: string, out: Uint32Array): boolean {
+    const c = this.halves(channelId, this.channelHalves);
+    const channel = this.engine.channels.find(c[0], c[1]);
+    if (channel === -1) return false;
+    out[0] = this.engine.channels.newestHi(channel);
+    out[1] = this.engine.channels.newestLo(channel);
+    return true;
+  }
+
+  /** The resident channel as a record (for a node that starts to hold it), or null. */
+  channelRecord(channelId: string): ChannelRecord | null {
+    const c = this.halves(channelId, this.channelHalves);
+    const channel = this.engine.channels.find(c[0], c[1]);
+    return channel === -1 ? null : channelRecordOf(this.engine.channels, channel);
+  }
+
+  /**
+   * Hands over users this node stopped owning: their changed states are queued for writing
+   * and every state of theirs leaves the table (the new owner loads them from the store).
+   * Resolves when everything queued is written.
+   */
+  async releaseUsers(moved: OwnsUser): Promise<number> {
+    const table = this.engine.table;
+    const slots: number[] = [];
+    for (const slot of table.slotsByRecency()) if (moved(table.userHi(slot), table.userLo(slot))) slots.push(slot);
+    for (const slot of slots) {
+      if (table.isDirty(slot)) this.flushEntry(table, slot);
+      table.delete(slot);
+    }
+    for (const key of this.pendingMentions.keys()) {
+      const user = this.halves(key.slice(0, key.indexOf(':')), this.userHalves);
+      if (moved(user[0], user[1])) this.pendingMentions.delete(key);
+    }
+    await this.flushQueued();
+    return slots.length;
+  }
+
+  /** Writes the changed channels `moved` selects now (their new owner loads them), resolving when written. */
+  async releaseChannels(moved: (channelHi: number, channelLo: number) => boolean): Promise<void> {
+    const channels = this.engine.channels;
+    for (const channel of [...this.dirtyChannels.keys()]) {
+      if (!moved(channels.idHi(channel), channels.idLo(channel))) continue;
+      this.dirtyChannels.delete(channel);
+      this.channelQueue.push(channel, this.clock());
+    }
+    await this.flushQueued();
+  }
+
+  /** Marks resident channels dirty that this node now owns after their owner vanished: its unwritten changes are here. */
+  adoptChannels(gained: (channelHi: number, channelLo: number) => boolean): void {
+    const channels = this.engine.channels;
+    for (let channel = 0; channel < channels.size; channel++) {
+      if (gained(channels.idHi(channel), channels.idLo(channel)) && !this.dirtyChannels.has(channel)) this.dirtyChannels.set(channel, this.clock());
+    }
+  }
+
+  /** Resolves once everything queued for the store is written (or the stop deadline passes). */
+  private async flushQueued(): Promise<void> {
+    const deadline = this.clock() + STOP_DEADLINE_MS;
+    while ((this.unconfirmed.size > 0 || this.channelQueue.length > 0 || this.writing) && this.clock() < deadline) {
+      this.retryAt = Math.min(this.retryAt, this.clock());
+      await this.drain();
+      if (this.unconfirmed.size > 0 || this.channelQueue.length > 0 || this.writing) await sleep(20);
+    }
+  }
+
   // ---- Engine sinks ----------------------------------------------------------------------
 
   acceptDirtyEviction(table: ReadStateTable, slot: number): boolean {
@@ -452,18 +603,19 @@ export class PersistentReadStates implements DirtyEvictionSink, FlushSink {
   // ---- Loads -----------------------------------------------------------------------------
 
   /** Makes the channel resident; false when the store has never seen it. */
-  private ensureChannel(channelId: string): Promise<boolean> | boolean {
+  ensureChannel(channelId: string, create = false): Promise<boolean> | boolean {
     const c = this.halves(channelId, this.channelHalves);
     if (this.engine.channels.find(c[0], c[1]) !== -1) return true;
     let load = this.channelLoads.get(channelId);
     if (load === undefined) {
-      load = this.store
-        .loadChannel(channelId)
+      load = this.channelSource
+        .load(channelId, create)
         .then((record) => {
           if (record === null) return false;
           const halves = this.pair(channelId);
           const channel = this.engine.channels.find(halves[0], halves[1]);
           if (channel === -1) this.restoreChannel(record);
+          this.channelSource.installed(channelId);
           return true;
         })
         .finally(() => this.channelLoads.delete(channelId));
@@ -473,7 +625,7 @@ export class PersistentReadStates implements DirtyEvictionSink, FlushSink {
   }
 
   /** Makes (user, channel) resident; false when the user is not a member. The channel must be resident. */
-  private ensureState(userId: string, channelId: string): Promise<boolean> | boolean {
+  ensureState(userId: string, channelId: string): Promise<boolean> | boolean {
     const user = this.halves(userId, this.userHalves);
     const channel = this.halves(channelId, this.channelHalves);
     // Hits are counted where the event is applied (the *Resident methods), misses here.
@@ -489,6 +641,7 @@ export class PersistentReadStates implements DirtyEvictionSink, FlushSink {
         .then((record) => {
           if (record === null) {
             this.rememberNonMember(key);
+            this.pendingMentions.delete(key);
             return false;
           }
           const u = this.halves(userId, this.userHalves);
@@ -538,8 +691,15 @@ export class PersistentReadStates implements DirtyEvictionSink, FlushSink {
     }
     table.setMentionBias(slot, record.mentionBias);
     table.setPinnedAt(slot, record.pinnedAt);
+    const key = keyOf(record.userId, record.channelId);
+    const pending = this.pendingMentions.get(key);
+    if (pending !== undefined) {
+      this.pendingMentions.delete(key);
+      table.setMentionBias(slot, record.mentionBias + pending);
+      table.markDirty(slot, this.clock());
+    }
     // Still unconfirmed in the store: keep it dirty so a later flush writes it again if needed.
-    if (this.unconfirmed.has(keyOf(record.userId, record.channelId))) table.markDirty(slot, this.clock());
+    if (this.unconfirmed.has(key)) table.markDirty(slot, this.clock());
     return slot;
   }
 

@@ -1,0 +1,153 @@
+// The read-state service of a cluster node (docs/protocol.md "Cluster"). The gateway calls
+// it exactly as it calls the single-node PersistentReadStates, and it answers the same way:
+// - a user's own states (READY, acks, joins, leaves, views) live only on the user's owner,
+//   which is this node for every session and forwarded call that reaches it;
+// - a message is given its id and position by the channel's owner: here when this node owns
+//   the channel, else by a request to the owner, which applies it, publishes it to every
+//   holder (ChannelReplicas) and answers with the id; the answer is given once this node
+//   has applied the message too, so the author's state reflects it.
+
+import type { Logger } from 'pino';
+import type { ReadStateService } from '../gateway/read-state-service.js';
+import { Outcome } from '../engine/read-states.js';
+import type { CreateResult, Failure, OwnsUser, PersistentReadStates, ReadStateJson } from '../store/persistent-read-states.js';
+import type { ChannelReplicas } from './channel-replicas.js';
+import { isMoved, type Moved, type NodeRequests } from './node-requests.js';
+import { shardOfId } from './shard-map.js';
+import type { ShardOwnership } from './shard-ownership.js';
+
+type Delegated = 'loadUser' | 'ackResident' | 'ack' | 'join' | 'leave' | 'viewOf' | 'view' | 'stats';
+
+interface PostRequest {
+  t: 'post';
+  c: string;
+  a: string;
+  m: string[];
+  e: boolean;
+}
+
+type PostAnswer = { code: 0; id: string } | { code: Failure['code'] };
+
+export interface ClusterReadStatesOptions {
+  local: PersistentReadStates;
+  replicas: ChannelReplicas;
+  ownership: ShardOwnership;
+  requests: NodeRequests;
+  shards: number;
+  ownsUser: OwnsUser;
+  log: Logger;
+}
+
+export class ClusterReadStates implements ReadStateService {
+  readonly loadUser: PersistentReadStates['loadUser'];
+  readonly ackResident: PersistentReadStates['ackResident'];
+  readonly ack: PersistentReadStates['ack'];
+  readonly join: PersistentReadStates['join'];
+  readonly leave: PersistentReadStates['leave'];
+  readonly viewOf: PersistentReadStates['viewOf'];
+  readonly view: PersistentReadStates['view'];
+  /**
+   * Tells this node's online members of a message applied here that no session of this node
+   * asked for; `except` is an author whose own post is awaiting its answer (messageCreated
+   * tells that author's sessions, with the nonce). Set by the wiring to the dispatcher.
+   */
+  membersChanged: (result: CreateResult, except: string | undefined) => void = () => {};
+  private readonly local: PersistentReadStates;
+  /** Authors of this node with a post awaiting the channel owner's answer, and how many. */
+  private readonly posting = new Map<string, number>();
+
+  constructor(private readonly options: ClusterReadStatesOptions) {
+    const local = options.local;
+    this.local = local;
+    const delegate = <K extends Delegated>(name: K) => (local[name] as (...args: unknown[]) => unknown).bind(local) as PersistentReadStates[K];
+    this.loadUser = delegate('loadUser');
+    this.ackResident = delegate('ackResident');
+    this.ack = delegate('ack');
+    this.join = delegate('join');
+    this.leave = delegate('leave');
+    this.viewOf = delegate('viewOf');
+    this.view = delegate('view');
+    options.requests.handle('post', (request) => this.postForAnotherNode(request as unknown as PostRequest));
+  }
+
+  get ready(): boolean {
+    return this.local.ready && this.options.ownership.holdsMap;
+  }
+
+  get stats(): PersistentReadStates['stats'] {
+    return this.local.stats;
+  }
+
+  /** Sequenced here at once when this node owns the channel and holds everything the message touches. */
+  createResident(channelId: string, authorId: string, mentions: readonly string[], mentionEveryone: boolean): CreateResult | Failure | undefined {
+    const shard = shardOfId(channelId, this.options.shards);
+    if (!this.options.ownership.serves(shard) || this.local.viewOf(authorId, channelId) === undefined) return undefined;
+    const posted = this.local.postAsOwner(channelId, authorId, mentions, mentionEveryone, this.options.ownsUser);
+    if (posted === undefined) return undefined;
+    this.options.replicas.publish(posted.posted);
+    return posted.result;
+  }
+
+  async createMessage(channelId: string, authorId: string, mentions: readonly string[], mentionEveryone: boolean): Promise<CreateResult | Failure> {
+    const { local, ownership, requests, replicas } = this.options;
+    try {
+      if (!(await local.ensureChannel(channelId))) return { code: Outcome.unknownChannel };
+      if (!(await local.ensureState(authorId, channelId))) return { code: Outcome.missingAccess };
+    } catch {
+      return { code: 4000 };
+    }
+    const shard = shardOfId(channelId, this.options.shards);
+    await ownership.whenSettled(shard);
+    if (ownership.serves(shard)) {
+      const posted = local.postAsOwner(channelId, authorId, mentions, mentionEveryone, this.options.ownsUser);
+      if (posted === undefined) return { code: 4000 };
+      replicas.publish(posted.posted);
+      return posted.result;
+    }
+    const request: PostRequest = { t: 'post', c: channelId, a: authorId, m: [...mentions], e: mentionEveryone };
+    this.posting.set(authorId, (this.posting.get(authorId) ?? 0) + 1);
+    let answer: PostAnswer | Moved;
+    try {
+      answer = await requests.ask<PostAnswer>(async () => {
+        await ownership.whenSettled(shard);
+        return ownership.ownerOf(shard)?.id;
+      }, { ...request });
+      if (!isMoved(answer) && answer.code === 0) await replicas.whenApplied(channelId, answer.id);
+    } finally {
+      const left = this.posting.get(authorId)! - 1;
+      if (left === 0) this.posting.delete(authorId);
+      else this.posting.set(authorId, left);
+    }
+    if (isMoved(answer)) return { code: 4000 };
+    if (answer.code !== 0) return { code: answer.code };
+    // The owner published the message before answering, on the same connection, and it was
+    // applied above (whenApplied): the author's ack is in place before the author hears back.
+    const changed = new Map<string, ReadStateJson>();
+    const author = local.viewOf(authorId, channelId);
+    if (author !== undefined) changed.set(authorId, author);
+    return { code: 0, messageId: answer.id, channelId, changed, membersTold: true };
+  }
+
+  /** The owner's side of createMessage for an author on another node (which checked the membership). */
+  private async postForAnotherNode(request: PostRequest): Promise<unknown> {
+    const { local, ownership, replicas } = this.options;
+    const shard = shardOfId(request.c, this.options.shards);
+    await ownership.whenSettled(shard);
+    if (!ownership.serves(shard)) return { moved: true };
+    try {
+      if (!(await local.ensureChannel(request.c))) return { code: Outcome.unknownChannel } satisfies PostAnswer;
+    } catch {
+      return { code: 4000 } satisfies PostAnswer;
+    }
+    const posted = local.postAsOwner(request.c, request.a, request.m, request.e, this.options.ownsUser);
+    if (posted === undefined) return { code: 4000 } satisfies PostAnswer;
+    replicas.publish(posted.posted);
+    this.membersChanged(posted.result, undefined);
+    return { code: 0, id: posted.posted.messageId } satisfies PostAnswer;
+  }
+
+  /** A message another node sequenced was applied here (ChannelReplicas). */
+  applied(result: CreateResult, authorId: string): void {
+    this.membersChanged(result, this.posting.has(authorId) ? authorId : undefined);
+  }
+}
