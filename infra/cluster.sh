@@ -13,9 +13,9 @@
 #      on 127.0.0.1:9042 (infra/cassandra/start.sh), --cassandra 3 the local ring on
 #      127.0.0.1-3:9242 (infra/cassandra/ring.sh start) with replication factor 3 and QUORUM;
 #   3. starts node i = 1..N as `node --single-threaded-gc dist/src/main.js` on port
-#      base-port + i - 1 with GATEWAY_NODE_ID=i (and GATEWAY_WORKER_ID=i, so the nodes'
-#      snowflake ids never collide), one at a time, each waiting for /readyz 200 (60 s):
-#      the first node seeds the demo data before the others look for it.
+#      base-port + i - 1 with GATEWAY_NODE_ID=i (also its snowflake worker id), one at a
+#      time, each waiting for /readyz 200 (60 s): the first node seeds the demo data before
+#      the others look for it.
 #   Nodes already running from an earlier start with the same options are left alone (a
 #   larger --nodes adds nodes to them); with other options the start is refused.
 #   Keyspace: readstates_cluster, not `npm start`'s readstates, so a single dev gateway and
@@ -152,6 +152,8 @@ else
 fi
 export CASSANDRA_KEYSPACE=${CASSANDRA_KEYSPACE:-readstates_cluster}
 export GATEWAY_NATS_URL=nats://127.0.0.1:${NATS_PORT:-4222}
+# On a cluster node the node id is the worker id; one inherited from the shell would clash.
+unset GATEWAY_WORKER_ID
 layout="cassandra=$CASSANDRA base_port=$BASE_PORT keyspace=$CASSANDRA_KEYSPACE nats=$GATEWAY_NATS_URL"
 
 # Nodes still running from an earlier start are kept only if they were started the same way
@@ -220,7 +222,7 @@ for ((i = 1; i <= NODES; i++)); do
   fi
   [[ -s $log ]] && mv -f "$log" "$log.1"  # keep the previous run's log for a post-mortem
   # setsid: own session, so a Ctrl-C here does not take the node down (cluster:stop does).
-  PORT=$port HOST=127.0.0.1 GATEWAY_NODE_ID=$i GATEWAY_WORKER_ID=$i \
+  PORT=$port HOST=127.0.0.1 GATEWAY_NODE_ID=$i \
     GATEWAY_PUBLIC_URL=ws://127.0.0.1:$port/gateway \
     setsid node --single-threaded-gc dist/src/main.js </dev/null >>"$log" 2>&1 &
   pid=$!
