@@ -4,8 +4,10 @@
 # `N passed, N failed` summed over those reports. Exit status is non-zero on any failure.
 #
 # Set-up, each step skipped when already done: npm dependencies, the TypeScript build
-# (e2e tests run the compiled gateway), and the local Cassandra node that the integration
-# and e2e tests talk to (left running for the next run; `npm run cassandra:stop` ends it).
+# (e2e tests run the compiled gateway), the local Cassandra node that the integration
+# and e2e tests talk to (left running for the next run; `npm run cassandra:stop` ends it),
+# and the local NATS server the cluster tests connect the gateway nodes through (left
+# running too; `npm run nats:stop` ends it).
 #
 # Each phase starts with a line `==> [i/n] what`, so a newcomer sees where the first minutes
 # go (the first run assembles Cassandra and installs Chromium). Arguments are passed to one
@@ -18,7 +20,7 @@ summary=test-results/summary.txt
 rm -f "$summary" test-results/vitest*.json
 
 if [[ $# -gt 0 ]]; then runs=("vitest $*"); else runs=(unit integration e2e browser); fi
-total=$((3 + ${#runs[@]}))
+total=$((4 + ${#runs[@]}))
 step=0
 phase() {
   step=$((step + 1))
@@ -44,6 +46,8 @@ phase "build (tsc)"
 npm run --silent build || fail_setup "tsc build"
 phase "Cassandra node (the first run assembles it from Maven Central, about a minute)"
 bash infra/cassandra/start.sh || fail_setup "Cassandra node"
+phase "NATS server (cluster tests)"
+bash infra/nats/start.sh || fail_setup "NATS server"
 
 # One vitest run per project, so each phase is announced as it starts; every run reports to
 # a file of its own and the summary adds them up. A failing project does not stop the rest.
