@@ -1,0 +1,203 @@
+// A cluster of real gateway processes on one NATS server and one Cassandra keyspace
+// (docs/protocol.md "Cluster"): counts equal a single node's, clients end up on their
+// user's node, and a node's loss, stop or arrival moves only its users.
+
+import { afterEach, describe, expect, it } from 'vitest';
+import type { ReadState } from '../../src/client/gateway-client.js';
+import { type DirtyEvictionSink } from '../../src/engine/read-state-table.js';
+import { ReadStates } from '../../src/engine/read-states.js';
+import { formatSnowflake, parseSnowflake } from '../../src/engine/snowflake.js';
+import { DEV_CONTACT_POINTS, dropKeyspace, uniqueKeyspace, waitUntil } from '../support/cassandra-nodes.js';
+import { type ClusterNodeProcess, ClusterUser, startClusterNode, waitForMembers } from '../support/cluster-harness.js';
+import { randomSnowflake, sleep } from '../support/gateway-harness.js';
+
+const running: ClusterNodeProcess[] = [];
+const users: ClusterUser[] = [];
+const keyspaces: string[] = [];
+
+async function startNodes(ids: number[], keyspace: string, env: Record<string, string> = {}): Promise<ClusterNodeProcess[]> {
+  const nodes = await Promise.all(ids.map((id) => startClusterNode(id, keyspace, env)));
+  running.push(...nodes);
+  await waitForMembers(nodes, ids);
+  return nodes;
+}
+
+function newKeyspace(): string {
+  const keyspace = uniqueKeyspace('cluster');
+  keyspaces.push(keyspace);
+  return keyspace;
+}
+
+afterEach(async () => {
+  await Promise.all(users.splice(0).map((user) => user.client.close()));
+  await Promise.all(running.splice(0).map((node) => node.stop('SIGKILL')));
+  await Promise.all(keyspaces.splice(0).map((keyspace) => dropKeyspace(DEV_CONTACT_POINTS, keyspace).catch(() => {})));
+});
+
+/** A deterministic pseudo-random sequence (the script must be the same for both runs). */
+function prng(seed: number): () => number {
+  let state = seed >>> 0;
+  return () => {
+    state = (Math.imul(state, 1664525) + 1013904223) >>> 0;
+    return state / 2 ** 32;
+  };
+}
+
+type Step = { kind: 'post'; channel: number; author: number; mentions: number[]; everyone: boolean; viaHttp: boolean } | { kind: 'ack'; user: number; channel: number; message: number };
+
+interface Script {
+  memberships: Array<[number, number]>;
+  steps: Step[];
+}
+
+/** Users join channels, then post (over the gateway or HTTP to some node), mention and ack. */
+function makeScript(userCount: number, channelCount: number, stepCount: number, random: () => number): Script {
+  const memberships: Array<[number, number]> = [];
+  const members: number[][] = Array.from({ length: channelCount }, () => []);
+  for (let user = 0; user < userCount; user++) {
+    for (let channel = 0; channel < channelCount; channel++) {
+      if (random() < 0.6 || members[channel].length === 0) {
+        memberships.push([user, channel]);
+        members[channel].push(user);
+      }
+    }
+  }
+  const posted: number[][] = Array.from({ length: channelCount }, () => []);
+  const steps: Step[] = [];
+  let messages = 0;
+  for (let i = 0; i < stepCount; i++) {
+    const channel = Math.floor(random() * channelCount);
+    const inChannel = members[channel];
+    if (posted[channel].length > 0 && random() < 0.35) {
+      const user = inChannel[Math.floor(random() * inChannel.length)];
+      const message = posted[channel][Math.floor(random() * posted[channel].length)];
+      steps.push({ kind: 'ack', user, channel, message });
+      continue;
+    }
+    const author = inChannel[Math.floor(random() * inChannel.length)];
+    // Mentions of members and of users who are not (the latter count for nothing).
+    const mentions = Array.from({ length: Math.floor(random() * 3) }, () => Math.floor(random() * userCount));
+    steps.push({ kind: 'post', channel, author, mentions, everyone: random() < 0.1, viaHttp: random() < 0.5 });
+    posted[channel].push(messages++);
+  }
+  return { memberships, steps };
+}
+
+interface Expected {
+  unread: number;
+  mentions: number;
+  /** Index of the acked and of the newest message in the run's order, -1 for none. */
+  acked: number;
+  newest: number;
+}
+
+/** The same script on the engine alone, in this process: what one node would answer. */
+function referenceRun(script: Script, userIds: string[], channelIds: string[]): Map<string, Expected> {
+  const sink: DirtyEvictionSink = { acceptDirtyEviction: () => true };
+  const engine = new ReadStates({ capacity: 10_000, flushDelayMs: 3_600_000, workerId: 1, evictionSink: sink });
+  const halves = (id: string) => {
+    const out = new Uint32Array(2);
+    parseSnowflake(id, out, 0);
+    return out;
+  };
+  const ids: string[] = [];
+  let now = Date.now();
+  for (const [user, channel] of script.memberships) {
+    const u = halves(userIds[user]);
+    const c = halves(channelIds[channel]);
+    engine.join(u[0], u[1], c[0], c[1]);
+  }
+  for (const step of script.steps) {
+    now += 1;
+    const c = halves(channelIds[step.channel]);
+    if (step.kind === 'post') {
+      const a = halves(userIds[step.author]);
+      const mentions = new Uint32Array(step.mentions.length * 2);
+      // As a single node does: only mentions of members reach the engine.
+      let count = 0;
+      for (const m of step.mentions) {
+        const h = halves(userIds[m]);
+        if (engine.table.find(h[0], h[1], c[0], c[1]) === -1) continue;
+        mentions[count * 2] = h[0];
+        mentions[count * 2 + 1] = h[1];
+        count++;
+      }
+      expect(engine.createMessage(c[0], c[1], a[0], a[1], mentions, count, step.everyone, now)).toBe(0);
+      ids.push(formatSnowflake(engine.messageHi, engine.messageLo));
+    } else {
+      const u = halves(userIds[step.user]);
+      const m = halves(ids[step.message]);
+      expect(engine.ack(u[0], u[1], c[0], c[1], m[0], m[1], now)).toBe(0);
+    }
+  }
+  const expected = new Map<string, Expected>();
+  const view = { channelHi: 0, channelLo: 0, lastMessageHi: 0, lastMessageLo: 0, ackHi: 0, ackLo: 0, unread: 0, mentions: 0 };
+  for (const [user, channel] of script.memberships) {
+    const u = halves(userIds[user]);
+    const c = halves(channelIds[channel]);
+    engine.view(engine.table.find(u[0], u[1], c[0], c[1]), view);
+    const indexOf = (hi: number, lo: number) => (hi === 0 && lo === 0 ? -1 : ids.indexOf(formatSnowflake(hi, lo)));
+    expected.set(`${user}:${channel}`, { unread: view.unread, mentions: view.mentions, acked: indexOf(view.ackHi, view.ackLo), newest: indexOf(view.lastMessageHi, view.lastMessageLo) });
+  }
+  return expected;
+}
+
+describe('a cluster of three gateway nodes', () => {
+  it('gives every member on every node the counts one node gives, and sends clients to their user\'s node', async () => {
+    const keyspace = newKeyspace();
+    const nodes = await startNodes([1, 2, 3], keyspace);
+    const userIds = Array.from({ length: 12 }, randomSnowflake);
+    const channelIds = Array.from({ length: 5 }, randomSnowflake);
+    const script = makeScript(userIds.length, channelIds.length, 120, prng(20261206));
+    const pick = (i: number) => nodes[i % nodes.length];
+
+    for (const [user, channel] of script.memberships) await pick(user + channel).api.join(channelIds[channel], userIds[user]);
+    // Every client connects through node 1: two thirds of them are sent on to their own node.
+    for (const userId of userIds) users.push(new ClusterUser(userId, nodes[0].wsUrl));
+    await Promise.all(users.map((user) => user.client.whenReady()));
+    const redirected = users.filter((user) => user.client.stats.redirects === 1).length;
+    expect(users.every((user) => user.client.stats.redirects <= 1)).toBe(true);
+    expect(redirected).toBeGreaterThan(0);
+    expect(redirected).toBeLessThan(users.length);
+
+    const messageIds: string[] = [];
+    for (const [i, step] of script.steps.entries()) {
+      const channelId = channelIds[step.channel];
+      if (step.kind === 'ack') {
+        // As a real client does, the user acks a message its node has told it about.
+        const seen = () => messageIds.indexOf(users[step.user].latest.get(channelId)?.last_message_id ?? '') >= step.message;
+        await waitUntil('the message reached the user', seen, 5000, 5);
+        await users[step.user].client.ack(channelId, messageIds[step.message]);
+        continue;
+      }
+      const mentions = step.mentions.map((m) => userIds[m]);
+      if (step.viaHttp) {
+        messageIds.push(await pick(i).api.post(channelId, userIds[step.author], { mentions, mention_everyone: step.everyone }));
+      } else {
+        const state = await users[step.author].client.createMessage({ channel_id: channelId, mentions, mention_everyone: step.everyone });
+        messageIds.push(state.last_acked_id!);
+      }
+    }
+
+    const expected = referenceRun(script, userIds, channelIds);
+    const indexOf = (id: string | null) => (id === null ? -1 : messageIds.indexOf(id));
+    // Every node answers for every user (forwarded to the user's node).
+    const actual = new Map<string, Expected>();
+    for (const [user, userId] of userIds.entries()) {
+      for (const state of (await pick(user * 7).api.readStates(userId)) as ReadState[]) {
+        const channel = channelIds.indexOf(state.channel_id);
+        actual.set(`${user}:${channel}`, { unread: state.unread_count, mentions: state.mention_count, acked: indexOf(state.last_acked_id), newest: indexOf(state.last_message_id) });
+      }
+    }
+    expect(actual).toEqual(expected);
+
+    // And what each client was pushed live is what the API answers.
+    await sleep(300);
+    for (const [user, client] of users.entries()) {
+      for (const [channelId, state] of client.latest) {
+        const want = actual.get(`${user}:${channelIds.indexOf(channelId)}`)!;
+        expect({ user, channelId, unread: state.unread_count, mentions: state.mention_count, acked: indexOf(state.last_acked_id) }).toEqual({ user, channelId, unread: want.unread, mentions: want.mentions, acked: want.acked });
+      }
+    }
+  });
+});
