@@ -109,6 +109,11 @@ export class ReconnectingClient {
     void this.connect();
   }
 
+  /** The node the client is connected to, or will try next. */
+  get currentUrl(): string {
+    return this.url;
+  }
+
   on<K extends keyof Listeners>(event: K, listener: Listeners[K]): () => void {
     this.listeners[event].add(listener);
     return () => this.listeners[event].delete(listener);
@@ -166,7 +171,7 @@ export class ReconnectingClient {
       });
     } catch (error) {
       // Refused, or closed before HELLO: try again later, at the next node if there are others.
-      if (!(error instanceof GatewayClosedError)) this.tryNextUrl();
+      this.tryNextUrl();
       return this.dropped(null, error instanceof GatewayClosedError ? error.close.code : 1006);
     }
     if (this.state === 'closed') {

@@ -126,22 +126,28 @@ export class ChannelReplicas implements ChannelSource {
     this.options.nc.publish(subjectOf(this.options.prefix, posted.channelId), bytes);
   }
 
-  /** Resolves once message `messageId` of the channel is applied here (or after APPLY_WAIT_MS, taken as lost). */
-  whenApplied(channelId: string, messageId: string): Promise<void> {
+  /** Resolves once message `messageId` of the channel is applied here, or after `waitMs` (the message is taken as lost, or unknown). */
+  whenApplied(channelId: string, messageId: string, waitMs = APPLY_WAIT_MS): Promise<void> {
     const id = new Uint32Array(2);
     if (!parseSnowflake(messageId, id, 0) || this.isApplied(channelId, id[0], id[1])) return Promise.resolve();
     return new Promise((resolve) => {
-      const timer = setTimeout(resolve, APPLY_WAIT_MS);
       let list = this.waiters.get(channelId);
       if (list === undefined) this.waiters.set(channelId, (list = []));
-      list.push({
+      const waiter: ApplyWaiter = {
         hi: id[0],
         lo: id[1],
         resolve: () => {
           clearTimeout(timer);
           resolve();
         },
-      });
+      };
+      const timer = setTimeout(() => {
+        const left = this.waiters.get(channelId)?.filter((other) => other !== waiter) ?? [];
+        if (left.length === 0) this.waiters.delete(channelId);
+        else this.waiters.set(channelId, left);
+        resolve();
+      }, waitMs);
+      list.push(waiter);
     });
   }
 

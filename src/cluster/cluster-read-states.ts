@@ -10,13 +10,13 @@
 import type { Logger } from 'pino';
 import type { ReadStateService } from '../gateway/read-state-service.js';
 import { Outcome } from '../engine/read-states.js';
-import type { CreateResult, Failure, OwnsUser, PersistentReadStates, ReadStateJson } from '../store/persistent-read-states.js';
+import type { AckResult, CreateResult, Failure, OwnsUser, PersistentReadStates, ReadStateJson } from '../store/persistent-read-states.js';
 import type { ChannelReplicas } from './channel-replicas.js';
 import { isMoved, type Moved, type NodeRequests } from './node-requests.js';
 import { shardOfId } from './shard-map.js';
 import type { ShardOwnership } from './shard-ownership.js';
 
-type Delegated = 'loadUser' | 'ackResident' | 'ack' | 'join' | 'leave' | 'viewOf' | 'view' | 'stats';
+type Delegated = 'loadUser' | 'join' | 'leave' | 'viewOf' | 'view';
 
 interface PostRequest {
   t: 'post';
@@ -25,6 +25,9 @@ interface PostRequest {
   m: string[];
   e: boolean;
 }
+
+/** Longest wait of an ack for the message it names to arrive from the channel's owner. */
+const ACK_WAIT_MS = 1000;
 
 type PostAnswer = { code: 0; id: string } | { code: Failure['code'] };
 
@@ -40,8 +43,6 @@ export interface ClusterReadStatesOptions {
 
 export class ClusterReadStates implements ReadStateService {
   readonly loadUser: PersistentReadStates['loadUser'];
-  readonly ackResident: PersistentReadStates['ackResident'];
-  readonly ack: PersistentReadStates['ack'];
   readonly join: PersistentReadStates['join'];
   readonly leave: PersistentReadStates['leave'];
   readonly viewOf: PersistentReadStates['viewOf'];
@@ -61,8 +62,6 @@ export class ClusterReadStates implements ReadStateService {
     this.local = local;
     const delegate = <K extends Delegated>(name: K) => (local[name] as (...args: unknown[]) => unknown).bind(local) as PersistentReadStates[K];
     this.loadUser = delegate('loadUser');
-    this.ackResident = delegate('ackResident');
-    this.ack = delegate('ack');
     this.join = delegate('join');
     this.leave = delegate('leave');
     this.viewOf = delegate('viewOf');
@@ -76,6 +75,24 @@ export class ClusterReadStates implements ReadStateService {
 
   get stats(): PersistentReadStates['stats'] {
     return this.local.stats;
+  }
+
+  /** An ack of a message not here yet goes the asynchronous way (ack), which waits for it. */
+  ackResident(userId: string, channelId: string, messageId: string): AckResult | undefined {
+    const result = this.local.ackResident(userId, channelId, messageId);
+    return result?.code === Outcome.unknownMessage ? undefined : result;
+  }
+
+  /**
+   * MESSAGE_ACK. A client may learn of a message (from another node's user, or the app's
+   * back end) a moment before this node has applied it: an ack of an id newer than the
+   * channel's newest waits up to ACK_WAIT_MS for it before answering Unknown Message.
+   */
+  async ack(userId: string, channelId: string, messageId: string): Promise<AckResult> {
+    const result = await this.local.ack(userId, channelId, messageId);
+    if (result.code !== Outcome.unknownMessage) return result;
+    await this.options.replicas.whenApplied(channelId, messageId, ACK_WAIT_MS);
+    return this.local.ack(userId, channelId, messageId);
   }
 
   /** Sequenced here at once when this node owns the channel and holds everything the message touches. */

@@ -201,3 +201,190 @@ describe('a cluster of three gateway nodes', () => {
     }
   });
 });
+
+/** Users in channels over a running cluster, a recorded history of what was acknowledged, and the reference. */
+class Workload {
+  readonly userIds: string[];
+  readonly channelIds: string[];
+  readonly script: Script = { memberships: [], steps: [] };
+  readonly messageIds: string[] = [];
+  readonly clients: ClusterUser[] = [];
+  failures: Array<{ user: number; error: unknown }> = [];
+  private stopped = false;
+
+  constructor(userCount: number, channelCount: number) {
+    this.userIds = Array.from({ length: userCount }, randomSnowflake);
+    this.channelIds = Array.from({ length: channelCount }, randomSnowflake);
+  }
+
+  async join(nodes: ClusterNodeProcess[]): Promise<void> {
+    for (let user = 0; user < this.userIds.length; user++) {
+      for (const channel of [user % this.channelIds.length, (user + 1) % this.channelIds.length]) {
+        await nodes[(user + channel) % nodes.length].api.join(this.channelIds[channel], this.userIds[user]);
+        this.script.memberships.push([user, channel]);
+      }
+    }
+  }
+
+  async connect(nodes: ClusterNodeProcess[]): Promise<void> {
+    const urls = nodes.map((node) => node.wsUrl);
+    for (const userId of this.userIds) this.clients.push(new ClusterUser(userId, urls[0], urls.slice(1)));
+    users.push(...this.clients);
+    await Promise.all(this.clients.map((client) => client.client.whenReady()));
+  }
+
+  /** Posts and acks one at a time from the users `active` selects, until stop(); records what was acknowledged. */
+  async run(active: (user: number) => boolean, random: () => number): Promise<void> {
+    while (!this.stopped) {
+      const user = Math.floor(random() * this.userIds.length);
+      if (!active(user)) continue;
+      const channel = random() < 0.5 ? user % this.channelIds.length : (user + 1) % this.channelIds.length;
+      const channelId = this.channelIds[channel];
+      const client = this.clients[user].client;
+      try {
+        const newest = this.messageIds.lastIndexOf(this.clients[user].latest.get(channelId)?.last_message_id ?? '');
+        if (newest !== -1 && random() < 0.3) {
+          await client.ack(channelId, this.messageIds[newest]);
+          this.script.steps.push({ kind: 'ack', user, channel, message: newest });
+        } else {
+          const state = await client.createMessage({ channel_id: channelId });
+          this.messageIds.push(state.last_acked_id!);
+          this.script.steps.push({ kind: 'post', channel, author: user, mentions: [], everyone: false, viaHttp: false });
+        }
+      } catch (error) {
+        this.failures.push({ user, error });
+      }
+      await sleep(10);
+    }
+  }
+
+  stop(): void {
+    this.stopped = true;
+  }
+
+  /** Each user's states as the cluster answers them (through `node`), as indexes into the history. */
+  async actual(node: ClusterNodeProcess): Promise<Map<string, Expected>> {
+    const indexOf = (id: string | null) => (id === null ? -1 : this.messageIds.indexOf(id));
+    const actual = new Map<string, Expected>();
+    for (const [user, userId] of this.userIds.entries()) {
+      for (const state of (await node.api.readStates(userId)) as ReadState[]) {
+        actual.set(`${user}:${this.channelIds.indexOf(state.channel_id)}`, { unread: state.unread_count, mentions: state.mention_count, acked: indexOf(state.last_acked_id), newest: indexOf(state.last_message_id) });
+      }
+    }
+    return actual;
+  }
+
+  expected(): Map<string, Expected> {
+    return referenceRun(this.script, this.userIds, this.channelIds);
+  }
+}
+
+/** Index in `nodes` of the node serving each user: the one its client is connected to (after any redirect). */
+function servingNodes(nodes: ClusterNodeProcess[], workload: Workload): number[] {
+  return workload.clients.map((client) => nodes.findIndex((node) => client.client.currentUrl === node.wsUrl));
+}
+
+describe('nodes coming and going', () => {
+  it('kill -9 of a node: its users are served by the others within 10 s; the others\' users see no error and lose nothing', async () => {
+    const keyspace = newKeyspace();
+    const nodes = await startNodes([1, 2, 3], keyspace, { READSTATE_FLUSH_DELAY_MS: '2000' });
+    const workload = new Workload(24, 6);
+    await workload.join(nodes);
+    await workload.connect(nodes);
+    const owner = servingNodes(nodes, workload);
+    const victim = 1;
+    const victimUsers = new Set(owner.flatMap((node, user) => (node === victim ? [user] : [])));
+    expect(victimUsers.size).toBeGreaterThan(0);
+
+    const random = prng(7);
+    const load = workload.run(() => true, random);
+    await sleep(1500);
+    const readiesBefore = workload.clients.map((client) => client.readies);
+    const reconnectsBefore = workload.clients.map((client) => client.client.stats.reconnects);
+    const killedAt = Date.now();
+    await nodes[victim].stop('SIGKILL');
+    const back = await Promise.all(
+      [...victimUsers].map(async (user) => {
+        await waitUntil('the user is served again', () => workload.clients[user].readies > readiesBefore[user], 10_000, 20);
+        return Date.now() - killedAt;
+      }),
+    );
+    await sleep(1000);
+    workload.stop();
+    await load;
+    // eslint-disable-next-line no-console
+    console.log(`kill -9: ${victimUsers.size} users served again after max ${Math.max(...back)} ms (median ${back.sort((a, b) => a - b)[back.length >> 1]} ms); ${workload.script.steps.length} acknowledged requests`);
+    expect(Math.max(...back)).toBeLessThan(10_000);
+    // Only the killed node's users saw requests fail (in flight, or sent while they were away).
+    expect(workload.failures.filter((failure) => !victimUsers.has(failure.user))).toEqual([]);
+    for (const [user, client] of workload.clients.entries()) if (!victimUsers.has(user)) expect({ user, reconnects: client.client.stats.reconnects - reconnectsBefore[user] }).toEqual({ user, reconnects: 0 });
+
+    const survivors = nodes.filter((_, i) => i !== victim);
+    const expected = workload.expected();
+    const actual = await workload.actual(survivors[0]);
+    let lost = 0;
+    for (const [key, want] of expected) {
+      const user = Number(key.split(':')[0]);
+      if (victimUsers.has(user)) {
+        if (JSON.stringify(actual.get(key)) !== JSON.stringify(want)) lost++;
+      } else {
+        expect({ key, ...actual.get(key) }).toEqual({ key, ...want });
+      }
+    }
+    // eslint-disable-next-line no-console
+    console.log(`kill -9: ${lost} of ${[...expected.keys()].filter((key) => victimUsers.has(Number(key.split(':')[0]))).length} states of the killed node's users lost changes (flush window 2 s); their failed requests: ${workload.failures.length}`);
+  });
+
+  it('SIGTERM of a node loses nothing: its users move with RECONNECT and find every state', async () => {
+    const keyspace = newKeyspace();
+    const nodes = await startNodes([1, 2, 3], keyspace);
+    const workload = new Workload(24, 6);
+    await workload.join(nodes);
+    await workload.connect(nodes);
+    const owner = servingNodes(nodes, workload);
+    const leaving = 2;
+    const load = workload.run(() => true, prng(11));
+    await sleep(1500);
+    const requestsBefore = workload.clients.map((client) => client.client.stats.reconnectRequests);
+    expect(await nodes[leaving].stop('SIGTERM')).toBe(0);
+    await sleep(1500);
+    workload.stop();
+    await load;
+    // Requests in flight when their node closed were not delivered (the client says so); nothing acknowledged is lost.
+    expect(workload.failures.every(({ error }) => error instanceof Error && error.name === 'NotDeliveredError')).toBe(true);
+    const movedUsers = owner.flatMap((node, user) => (node === leaving ? [user] : []));
+    expect(movedUsers.length).toBeGreaterThan(0);
+    for (const user of movedUsers) expect(workload.clients[user].client.stats.reconnectRequests - requestsBefore[user]).toBe(1);
+    expect(await workload.actual(nodes[0])).toEqual(workload.expected());
+  });
+
+  it('a node that joins takes its share of shards; the users that move reconnect once, the others not at all', async () => {
+    const keyspace = newKeyspace();
+    const nodes = await startNodes([1, 2], keyspace);
+    const workload = new Workload(30, 5);
+    await workload.join(nodes);
+    await workload.connect(nodes);
+    const before = servingNodes(nodes, workload);
+    const load = workload.run(() => true, prng(13));
+    await sleep(1000);
+    const reconnectsBefore = workload.clients.map((client) => client.client.stats.reconnects);
+    const joining = await startClusterNode(3, keyspace);
+    running.push(joining);
+    const all = [...nodes, joining];
+    await waitForMembers(all, [1, 2, 3]);
+    await sleep(1500);
+    workload.stop();
+    await load;
+    const after = servingNodes(all, workload);
+    const moved = after.flatMap((node, user) => (node === 2 ? [user] : []));
+    expect(moved.length).toBeGreaterThan(0);
+    for (const [user, client] of workload.clients.entries()) {
+      const wanted = after[user] === 2 ? 1 : 0;
+      expect({ user, from: before[user], to: after[user], reconnects: client.client.stats.reconnects - reconnectsBefore[user] }).toEqual({ user, from: before[user], to: after[user], reconnects: wanted });
+    }
+    const view = (await joining.api.call('GET', '/v1/cluster')).body as { nodes: Array<{ shards: number }> };
+    for (const node of view.nodes) expect(node.shards).toBeGreaterThan(1024 / 3 / 2);
+    expect(workload.failures.every(({ error }) => error instanceof Error && error.name === 'NotDeliveredError')).toBe(true);
+    expect(await workload.actual(joining)).toEqual(workload.expected());
+  });
+});
