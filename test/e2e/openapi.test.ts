@@ -10,6 +10,7 @@ import { readFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { HTTP_ROUTES } from '../../src/gateway/http-api.js';
 import { DEV_CONTACT_POINTS, dropKeyspace, uniqueKeyspace } from '../support/cassandra-nodes.js';
+import { startClusterNode } from '../support/cluster-harness.js';
 import { AdminApi, E2E_ADMIN_TOKEN, type GatewayProcess, randomSnowflake, startGateway } from '../support/gateway-harness.js';
 
 type Json = Record<string, unknown>;
@@ -137,6 +138,8 @@ interface Call {
   body?: string;
   /** Header value; null sends no Authorization header. Default: the admin token when the operation needs it. */
   authorization?: string | null;
+  /** Another gateway to ask (default: the single node every scenario uses). */
+  gateway?: GatewayProcess;
 }
 
 function fill(path: string, params: Record<string, string>): string {
@@ -157,7 +160,7 @@ async function send(documented: Documented, call: Call = {}): Promise<number> {
   const headers: Record<string, string> = {};
   if (authorization !== null) headers.authorization = authorization;
   if (call.body !== undefined) headers['content-type'] = 'application/json';
-  const response = await fetch(`${gateway.httpUrl}${fill(path, params)}`, { method, headers, body: call.body });
+  const response = await fetch(`${(call.gateway ?? gateway).httpUrl}${fill(path, params)}`, { method, headers, body: call.body });
   const label = `${method} ${path} -> ${response.status}`;
 
   const documentedResponse = operation.responses[String(response.status)];
@@ -238,6 +241,22 @@ const SCENARIOS: Record<string, { valid(documented: Documented): Promise<void>; 
       await api.join(channel, user);
       expect(await send(documented, { params: { user_id: user } })).toBe(200);
       expect(await send(documented)).toBe(200);
+    },
+  },
+  cluster: {
+    async valid(documented) {
+      // A one-node cluster of its own (NATS from `npm test`): the single node answers 404.
+      const clusterKeyspace = uniqueKeyspace('openapi_cluster');
+      const node = await startClusterNode(1, clusterKeyspace);
+      try {
+        expect(await send(documented, { gateway: node })).toBe(200);
+      } finally {
+        await node.stop();
+        await dropKeyspace(DEV_CONTACT_POINTS, clusterKeyspace);
+      }
+    },
+    async invalid(documented) {
+      expect(await send(documented)).toBe(404);
     },
   },
   health: {
