@@ -18,7 +18,7 @@ import { planSwarm, randomIdBase, type SwarmShape } from './swarm-plan.js';
 import { putMemberships, signTokens, waitUntilReady } from './swarm-setup.js';
 
 const FLAGS = {
-  url: { default: process.env.GATEWAY_URL ?? 'ws://127.0.0.1:8080/gateway', help: 'gateway WebSocket URL (env GATEWAY_URL)' },
+  url: { default: process.env.GATEWAY_URL ?? 'ws://127.0.0.1:8080/gateway', help: 'gateway WebSocket URL (env GATEWAY_URL); on a cluster, the nodes\' URLs comma-separated (sessions spread over them)' },
   'admin-token': { default: process.env.GATEWAY_ADMIN_TOKEN ?? DEV_ADMIN_TOKEN, help: 'bearer token of /v1 (env GATEWAY_ADMIN_TOKEN; dev default)' },
   'jwt-secret': { default: process.env.GATEWAY_JWT_SECRET ?? DEV_JWT_SECRET, help: 'HS256 secret for user tokens (env GATEWAY_JWT_SECRET; dev default)' },
   encoding: { default: 'json', help: 'json | msgpack' },
@@ -123,7 +123,9 @@ async function main(): Promise<void> {
   if (flags['no-control'] && dropRate === 0) throw new RangeError('--no-control goes with --drop-rate above 0');
   const encoding = flags.encoding;
   if (encoding !== 'json' && encoding !== 'msgpack') throw new RangeError('--encoding must be json or msgpack');
-  const target = { gatewayUrl: flags.url, adminToken: flags['admin-token'], jwtSecret: flags['jwt-secret'] };
+  const gatewayUrls = flags.url.split(',').map((url) => url.trim()).filter((url) => url !== '');
+  if (gatewayUrls.length === 0) throw new RangeError('--url names no gateway');
+  const target = { gatewayUrl: gatewayUrls[0], adminToken: flags['admin-token'], jwtSecret: flags['jwt-secret'] };
 
   await waitUntilReady(target.gatewayUrl, 30_000);
   const plan = planSwarm(shape);
@@ -154,7 +156,7 @@ async function main(): Promise<void> {
   for (const phase of phases) {
     const tag = phases.length > 1 ? `[${phase.name}] ` : '';
     setupStarted = performance.now();
-    const sessions = await connectSwarm(target.gatewayUrl, encoding, plan, tokens, connectConcurrency, (done, total) => {
+    const sessions = await connectSwarm(gatewayUrls, encoding, plan, tokens, connectConcurrency, (done, total) => {
       const now = performance.now();
       if (now - lastReport < 1000 && done < total) return;
       lastReport = now;
@@ -177,7 +179,7 @@ async function main(): Promise<void> {
       tool: 'client-sim',
       phase: phase.name,
       dropRate: phaseDropRate,
-      gateway: target.gatewayUrl,
+      gateway: gatewayUrls.join(','),
       encoding,
       swarm: { ...shape, idBase: String(shape.idBase), memberships: plan.memberships, onlineUsers: online, sessions: sessionCount },
       load,
@@ -204,6 +206,10 @@ function humanSummary(tag: string, r: SwarmReport): string {
     `  e2e message → update: ${m.count} updates, p50 ${ms(m.p50us)}, p99 ${ms(m.p99us)}, p99.9 ${ms(m.p999us)}, max ${ms(m.maxUs)}; ack p99 ${ms(r.latency.ack.p99us)}`,
     `  lost ${r.lost}, duplicates ${r.duplicates}, sequence gaps ${r.sequenceGaps}, missed acks ${r.missedAcks}`,
   ];
+  if (r.redirects > 0 || r.crossNode.share > 0) {
+    const cross = r.crossNode;
+    lines.push(`  cluster: ${r.redirects} redirects; ${(cross.share * 100).toFixed(1)}% of updates cross nodes (p50 ${ms(cross.latency.p50us)}, p99 ${ms(cross.latency.p99us)}; same node p50 ${ms(cross.sameNodeLatency.p50us)}, p99 ${ms(cross.sameNodeLatency.p99us)})`);
+  }
   if (r.dropRate > 0 || r.reconnects > 0) {
     const replayed = r.latency.replayed;
     lines.push(

@@ -86,6 +86,13 @@ export interface SwarmReport {
   closes: Record<string, number>;
   /** Measured latencies; `replayed`: the message updates among them that came through RESUME. */
   latency: { message: LatencySummary; ack: LatencySummary; all: LatencySummary; replayed: LatencySummary };
+  /**
+   * Redirects to the node serving the user (close 4010), and, on a cluster, the message
+   * updates whose member is on another node than the author: their share of all measured
+   * message updates and their latencies beside the same-node ones.
+   */
+  redirects: number;
+  crossNode: { share: number; latency: LatencySummary; sameNodeLatency: LatencySummary };
   perSecond: SecondSample[];
   /** Wall-clock time (epoch ms) when the measured seconds began: second t covers [at + (t-1) s, at + t s). */
   measureStartedAt: number;
@@ -116,6 +123,8 @@ export interface SwarmOptions {
 
 interface InFlightMessage {
   sentAt: number;
+  /** The node the author's session was on when it sent the message. */
+  authorNode: string;
   /** Sessions still to receive it. */
   remaining: number;
   /** Sent after the warm-up: its latencies count. */
@@ -131,7 +140,7 @@ const READY_TIMEOUT_MS = 30_000;
  * waits for each READY. Each client's socket factory records the socket it is on, for drops.
  */
 export async function connectSwarm(
-  gatewayUrl: string,
+  gatewayUrls: readonly string[],
   encoding: Encoding,
   plan: SwarmPlan,
   tokens: readonly string[],
@@ -146,10 +155,14 @@ export async function connectSwarm(
   let next = 0;
   const worker = async (): Promise<void> => {
     while (next < wanted.length) {
-      const user = wanted[next++];
+      const index = next++;
+      const user = wanted[index];
+      // On a cluster, sessions start spread over the nodes; each is redirected to its user's node.
+      const url = gatewayUrls[index % gatewayUrls.length];
       const session = { user, socket: null, dropping: false, away: false, delivery: new SessionDelivery(), pendingAcks: new Map() } as unknown as SimSession;
       session.client = new ReconnectingClient({
-        url: gatewayUrl,
+        url,
+        fallbackUrls: gatewayUrls.filter((other) => other !== url),
         token: tokens[user],
         encoding,
         socketFactory: (target, handlers) => (session.socket = nodeSocketFactory(target, handlers)),
@@ -249,8 +262,8 @@ export class Swarm {
   private readonly weightedChannels: number[] = [];
 
   private readonly inFlight = new Map<string, InFlightMessage>();
-  /** Receive times of updates that came before their message's id was known; a replayed one's is stored negated. */
-  private readonly early = new Map<string, number[]>();
+  /** Updates that came before their message's id was known: when, whether through RESUME, and on which node. */
+  private readonly early = new Map<string, Array<{ at: number; replayed: boolean; node: string }>>();
   /** (user, channel) keys with a read scheduled or its ack unanswered: one at a time each. */
   private readonly readsPending = new Set<number>();
   private readonly reads = new ReadQueue();
@@ -279,6 +292,8 @@ export class Swarm {
   private sequenceGaps = 0;
   private drops = 0;
   private readonly replayedHistogram = newHistogram();
+  private readonly crossNodeHistogram = newHistogram();
+  private readonly sameNodeHistogram = newHistogram();
   private readonly dropRate: number;
   /** Its own random source, so dropping draws nothing from the load's. */
   private readonly dropSchedule: DropSchedule | null;
@@ -430,6 +445,12 @@ export class Swarm {
       errors: this.errors,
       closes: this.closes,
       latency: { message: summarize(this.messageHistogram), ack: summarize(this.ackHistogram), all: summarize(this.allHistogram), replayed: summarize(this.replayedHistogram) },
+      redirects: stats.redirects,
+      crossNode: {
+        share: this.messageHistogram.totalCount === 0 ? 0 : Number((this.crossNodeHistogram.totalCount / this.messageHistogram.totalCount).toFixed(4)),
+        latency: summarize(this.crossNodeHistogram),
+        sameNodeLatency: summarize(this.sameNodeHistogram),
+      },
       perSecond: this.perSecond,
       measureStartedAt,
       simulatorLoopDelay: { p99us: Math.round(loopDelay.percentile(99) / 1000), maxUs: Math.round(loopDelay.max / 1000) },
@@ -479,27 +500,29 @@ export class Swarm {
     const measured = this.recording;
     this.messagesSent++;
     const sentAt = performance.now();
+    const authorNode = session.client.currentUrl;
     session.client.createMessage(message).then(
-      (state) => this.messageIdKnown(state.last_message_id!, c, sentAt, measured),
+      (state) => this.messageIdKnown(state.last_message_id!, c, sentAt, measured, authorNode),
       (error: unknown) => this.failed('create', error),
     );
   }
 
-  private messageIdKnown(messageId: string, c: number, sentAt: number, measured: boolean): void {
-    const message: InFlightMessage = { sentAt, remaining: this.sessionsPerChannel[c], measured };
+  private messageIdKnown(messageId: string, c: number, sentAt: number, measured: boolean, authorNode: string): void {
+    const message: InFlightMessage = { sentAt, authorNode, remaining: this.sessionsPerChannel[c], measured };
     const arrivals = this.early.get(messageId);
     if (arrivals !== undefined) {
       this.early.delete(messageId);
-      for (const arrival of arrivals) this.messageReceived(message, Math.abs(arrival), arrival < 0);
+      for (const arrival of arrivals) this.messageReceived(message, arrival.at, arrival.replayed, arrival.node);
     }
     if (message.remaining > 0) this.inFlight.set(messageId, message);
   }
 
-  private messageReceived(message: InFlightMessage, receivedAt: number, replayed: boolean): void {
+  private messageReceived(message: InFlightMessage, receivedAt: number, replayed: boolean, node: string): void {
     message.remaining--;
     if (!message.measured) return;
     const ms = receivedAt - message.sentAt;
     recordMs(this.messageHistogram, ms);
+    recordMs(node === message.authorNode ? this.sameNodeHistogram : this.crossNodeHistogram, ms);
     if (replayed) recordMs(this.replayedHistogram, ms);
     this.recordAny(ms);
   }
@@ -586,10 +609,10 @@ export class Swarm {
     if (seen !== 'new') return;
     const message = this.inFlight.get(messageId);
     if (message !== undefined) {
-      this.messageReceived(message, receivedAt, replayed);
+      this.messageReceived(message, receivedAt, replayed, session.client.currentUrl);
       if (message.remaining <= 0) this.inFlight.delete(messageId);
     } else {
-      const arrival = replayed ? -receivedAt : receivedAt;
+      const arrival = { at: receivedAt, replayed, node: session.client.currentUrl };
       const arrivals = this.early.get(messageId);
       if (arrivals === undefined) this.early.set(messageId, [arrival]);
       else arrivals.push(arrival);
@@ -639,7 +662,7 @@ export class Swarm {
       this.inFlight.delete(id);
     }
     for (const [id, arrivals] of this.early) {
-      if (now - Math.abs(arrivals[0]) < UPDATE_DEADLINE_MS) continue;
+      if (now - arrivals[0].at < UPDATE_DEADLINE_MS) continue;
       this.count('update:unmatched', arrivals.length);
       this.early.delete(id);
     }
