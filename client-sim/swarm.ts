@@ -501,8 +501,10 @@ export class Swarm {
     this.messagesSent++;
     const sentAt = performance.now();
     const authorNode = session.client.currentUrl;
+    // The answer is the author's state, which acks the new message: last_acked_id is its id
+    // (on a cluster the answer comes a little later, and last_message_id may be newer already).
     session.client.createMessage(message).then(
-      (state) => this.messageIdKnown(state.last_message_id!, c, sentAt, measured, authorNode),
+      (state) => this.messageIdKnown(state.last_acked_id!, c, sentAt, measured, authorNode),
       (error: unknown) => this.failed('create', error),
     );
   }

@@ -50,7 +50,7 @@ export interface ChannelReplicasOptions {
   requests: NodeRequests;
   ownsUser: OwnsUser;
   /** A message from another node was applied here: tell the local members. */
-  applied: (result: CreateResult, authorId: string) => void;
+  applied: (result: CreateResult) => void;
   log: Logger;
 }
 
@@ -63,7 +63,8 @@ interface Followed {
 interface ApplyWaiter {
   hi: number;
   lo: number;
-  resolve: () => void;
+  /** With the message's result when this node applied it, or undefined (applied before, lost, or unknown). */
+  resolve: (result: CreateResult | undefined) => void;
 }
 
 export class ChannelReplicas implements ChannelSource {
@@ -126,26 +127,30 @@ export class ChannelReplicas implements ChannelSource {
     this.options.nc.publish(subjectOf(this.options.prefix, posted.channelId), bytes);
   }
 
-  /** Resolves once message `messageId` of the channel is applied here, or after `waitMs` (the message is taken as lost, or unknown). */
-  whenApplied(channelId: string, messageId: string, waitMs = APPLY_WAIT_MS): Promise<void> {
+  /**
+   * Resolves once message `messageId` of the channel is applied here, with what applying it
+   * changed here (the author's state as of that message), or with undefined after `waitMs`
+   * (the message is taken as lost, or unknown) or when it was applied before this call.
+   */
+  whenApplied(channelId: string, messageId: string, waitMs = APPLY_WAIT_MS): Promise<CreateResult | undefined> {
     const id = new Uint32Array(2);
-    if (!parseSnowflake(messageId, id, 0) || this.isApplied(channelId, id[0], id[1])) return Promise.resolve();
+    if (!parseSnowflake(messageId, id, 0) || this.isApplied(channelId, id[0], id[1])) return Promise.resolve(undefined);
     return new Promise((resolve) => {
       let list = this.waiters.get(channelId);
       if (list === undefined) this.waiters.set(channelId, (list = []));
       const waiter: ApplyWaiter = {
         hi: id[0],
         lo: id[1],
-        resolve: () => {
+        resolve: (result) => {
           clearTimeout(timer);
-          resolve();
+          resolve(result);
         },
       };
       const timer = setTimeout(() => {
         const left = this.waiters.get(channelId)?.filter((other) => other !== waiter) ?? [];
         if (left.length === 0) this.waiters.delete(channelId);
         else this.waiters.set(channelId, left);
-        resolve();
+        resolve(undefined);
       }, waitMs);
       list.push(waiter);
     });
@@ -195,7 +200,7 @@ export class ChannelReplicas implements ChannelSource {
   private apply(posted: PostedMessage): void {
     const result = this.options.readStates().applyPosted(posted, this.options.ownsUser);
     if (result === undefined) this.counters.duplicates++;
-    else this.options.applied(result, posted.authorId);
+    else this.options.applied(result);
     const list = this.waiters.get(posted.channelId);
     if (list === undefined) return;
     const newest = this.newest;
@@ -203,7 +208,11 @@ export class ChannelReplicas implements ChannelSource {
     const waiting = list.filter((waiter) => compareSnowflakes(waiter.hi, waiter.lo, newest[0], newest[1]) > 0);
     if (waiting.length === 0) this.waiters.delete(posted.channelId);
     else this.waiters.set(posted.channelId, waiting);
-    for (const waiter of list) if (!waiting.includes(waiter)) waiter.resolve();
+    for (const waiter of list) {
+      if (waiting.includes(waiter)) continue;
+      const own = result !== undefined && waiter.hi === newest[0] && waiter.lo === newest[1];
+      waiter.resolve(own ? result : undefined);
+    }
   }
 
   private isApplied(channelId: string, hi: number, lo: number): boolean {

@@ -72,7 +72,7 @@ export class ClusterNode {
       ownership: this.ownership,
       requests: this.requests,
       ownsUser,
-      applied: (result, authorId) => this.readStates.applied(result, authorId),
+      applied: (result) => this.readStates.applied(result),
       log,
     });
     local = options.openReadStates(this.replicas);
@@ -91,7 +91,7 @@ export class ClusterNode {
 
   attach(gateway: Gateway): void {
     this.gateway = gateway;
-    this.readStates.membersChanged = (result, except) => gateway.dispatcher.membersChanged(result, except);
+    this.readStates.membersChanged = (result) => gateway.dispatcher.membersChanged(result, undefined);
     gateway.metrics.watchCluster(() => this.stats());
   }
 

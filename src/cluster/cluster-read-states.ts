@@ -12,7 +12,7 @@ import type { ReadStateService } from '../gateway/read-state-service.js';
 import { Outcome } from '../engine/read-states.js';
 import type { AckResult, CreateResult, Failure, OwnsUser, PersistentReadStates, ReadStateJson } from '../store/persistent-read-states.js';
 import type { ChannelReplicas } from './channel-replicas.js';
-import { isMoved, type Moved, type NodeRequests } from './node-requests.js';
+import { isMoved, type NodeRequests } from './node-requests.js';
 import { shardOfId } from './shard-map.js';
 import type { ShardOwnership } from './shard-ownership.js';
 
@@ -47,15 +47,9 @@ export class ClusterReadStates implements ReadStateService {
   readonly leave: PersistentReadStates['leave'];
   readonly viewOf: PersistentReadStates['viewOf'];
   readonly view: PersistentReadStates['view'];
-  /**
-   * Tells this node's online members of a message applied here that no session of this node
-   * asked for; `except` is an author whose own post is awaiting its answer (messageCreated
-   * tells that author's sessions, with the nonce). Set by the wiring to the dispatcher.
-   */
-  membersChanged: (result: CreateResult, except: string | undefined) => void = () => {};
+  /** Tells this node's online members (the author's sessions included) of a message applied here. Set by the wiring to the dispatcher. */
+  membersChanged: (result: CreateResult) => void = () => {};
   private readonly local: PersistentReadStates;
-  /** Authors of this node with a post awaiting the channel owner's answer, and how many. */
-  private readonly posting = new Map<string, number>();
 
   constructor(private readonly options: ClusterReadStatesOptions) {
     const local = options.local;
@@ -122,25 +116,19 @@ export class ClusterReadStates implements ReadStateService {
       return posted.result;
     }
     const request: PostRequest = { t: 'post', c: channelId, a: authorId, m: [...mentions], e: mentionEveryone };
-    this.posting.set(authorId, (this.posting.get(authorId) ?? 0) + 1);
-    let answer: PostAnswer | Moved;
-    try {
-      answer = await requests.ask<PostAnswer>(async () => {
-        await ownership.whenSettled(shard);
-        return ownership.ownerOf(shard)?.id;
-      }, { ...request });
-      if (!isMoved(answer) && answer.code === 0) await replicas.whenApplied(channelId, answer.id);
-    } finally {
-      const left = this.posting.get(authorId)! - 1;
-      if (left === 0) this.posting.delete(authorId);
-      else this.posting.set(authorId, left);
-    }
+    const answer = await requests.ask<PostAnswer>(async () => {
+      await ownership.whenSettled(shard);
+      return ownership.ownerOf(shard)?.id;
+    }, { ...request });
     if (isMoved(answer)) return { code: 4000 };
     if (answer.code !== 0) return { code: answer.code };
-    // The owner published the message before answering, on the same connection, and it was
-    // applied above (whenApplied): the author's ack is in place before the author hears back.
-    const changed = new Map<string, ReadStateJson>();
+    // The owner published the message before answering, on the same connection: it is
+    // applied here (every session of this node, the author's too, told as it was), or on
+    // its way. The answer waits for it, and is the author's state now: never older than an
+    // update the author's sessions already have.
+    await replicas.whenApplied(channelId, answer.id);
     const author = local.viewOf(authorId, channelId);
+    const changed = new Map<string, ReadStateJson>();
     if (author !== undefined) changed.set(authorId, author);
     return { code: 0, messageId: answer.id, channelId, changed, membersTold: true };
   }
@@ -159,12 +147,12 @@ export class ClusterReadStates implements ReadStateService {
     const posted = local.postAsOwner(request.c, request.a, request.m, request.e, this.options.ownsUser);
     if (posted === undefined) return { code: 4000 } satisfies PostAnswer;
     replicas.publish(posted.posted);
-    this.membersChanged(posted.result, undefined);
+    this.membersChanged(posted.result);
     return { code: 0, id: posted.posted.messageId } satisfies PostAnswer;
   }
 
   /** A message another node sequenced was applied here (ChannelReplicas). */
-  applied(result: CreateResult, authorId: string): void {
-    this.membersChanged(result, this.posting.has(authorId) ? authorId : undefined);
+  applied(result: CreateResult): void {
+    this.membersChanged(result);
   }
 }

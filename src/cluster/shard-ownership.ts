@@ -116,6 +116,7 @@ export class ShardOwnership {
   async stop(): Promise<void> {
     clearTimeout(this.settleTimer);
     for (const timer of this.handoffTimers) clearTimeout(timer);
+    await this.releasing;
     if (this.map !== null) {
       const released: number[] = [];
       for (let shard = 0; shard < this.options.shards; shard++) if (this.map.ownerOf(shard) === this.selfId) released.push(shard);
@@ -259,7 +260,12 @@ export class ShardOwnership {
 
   private publishHandoff(nodes: number[], released: number[]): void {
     const handoff: Handoff = { from: this.selfId, nodes, released };
-    this.nc.publish(`${this.prefix}.handoff`, JSON.stringify(handoff));
+    try {
+      this.nc.publish(`${this.prefix}.handoff`, JSON.stringify(handoff));
+    } catch (error) {
+      // Closing: the others learn from the missing heartbeats instead.
+      this.log.warn({ err: error }, 'publishing a hand-off failed');
+    }
   }
 }
 

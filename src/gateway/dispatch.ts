@@ -85,10 +85,11 @@ export class Dispatcher {
    */
   messageCreated(result: CreateResult, authorId: string, origin?: Session, nonce?: Nonce): void {
     const authorState = result.changed.get(authorId);
-    if (authorState !== undefined && (origin !== undefined || result.membersTold === true)) {
+    if (origin !== undefined && authorState !== undefined) {
       const update = new PreparedReadState(authorState);
-      origin?.sendReadState(update, nonce);
-      this.sendToUser(authorId, update, origin);
+      origin.sendReadState(update, nonce);
+      // Told already when the message was applied (a cluster node): the requester's answer was all that was left.
+      if (result.membersTold !== true) this.sendToUser(authorId, update, origin);
     }
     if (result.membersTold !== true) this.membersChanged(result, origin !== undefined ? authorId : undefined);
   }

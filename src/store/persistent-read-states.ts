@@ -47,7 +47,7 @@ export interface CreateResult {
   channelId: string;
   /** The author's state and every mentioned member's; other members' unread counts moved by derivation. */
   changed: Map<string, ReadStateJson>;
-  /** The other members here were told as the message arrived (a cluster node): only the author's sessions remain. */
+  /** Every session here, the author's included, was told as the message was applied (a cluster node): only the requester's answer remains. */
   membersTold?: boolean;
 }
 
