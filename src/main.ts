@@ -52,8 +52,8 @@ async function main(): Promise<void> {
     await cluster.whenMapped();
   }
   // Development only (both are no-ops in production): seed before listening so no session
-  // misses a dispatch. A cluster node does not seed: its users are spread over the nodes.
-  if (cluster === undefined) await seedDemo({ config, readStates, log });
+  // misses a dispatch. On a cluster, the node with the lowest id seeds, through the others.
+  if (cluster?.isFirstNode() ?? true) await seedDemo({ config, operations: gateway.adminOperations, log });
   const port = await gateway.listen();
   log.info({ host: config.host, port, keyspace: config.cassandraKeyspace, workerId: config.workerId, node: config.cluster?.nodeId, url: config.cluster?.publicUrl }, 'gateway listening');
   const demoUrl = demoPageUrl(config, port);

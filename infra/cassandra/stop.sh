@@ -26,22 +26,14 @@ for a in "$@"; do
   esac
 done
 
+# stop_pid: TERM, then KILL after a timeout.
+# shellcheck source=infra/stop-pid.sh
+source "$HERE/../stop-pid.sh"
 # node_pid: the pid of this node's JVM, found the same way by start.sh and stop.sh.
 source "$HERE/node-pid.sh"
 
 if pid=$(node_pid); then
-  t0=$(date +%s%N)
-  kill -TERM "$pid" 2>/dev/null || true
-  for ((i = 0; i < TIMEOUT * 10; i++)); do
-    kill -0 "$pid" 2>/dev/null || break
-    sleep 0.1
-  done
-  if kill -0 "$pid" 2>/dev/null; then
-    echo "cassandra node '$NODE' (pid $pid) ignored SIGTERM for ${TIMEOUT}s; killing it"
-    kill -KILL "$pid" 2>/dev/null || true
-    while kill -0 "$pid" 2>/dev/null; do sleep 0.1; done
-  fi
-  echo "cassandra node '$NODE' (pid $pid) stopped in $(( ($(date +%s%N) - t0) / 1000000 )) ms"
+  stop_pid "cassandra node '$NODE'" "$pid" "$TIMEOUT"
 else
   echo "cassandra node '$NODE' is not running"
 fi

@@ -16,23 +16,15 @@ PORT=${NATS_PORT:-4222}
 TIMEOUT=${NATS_STOP_TIMEOUT:-10}
 PIDFILE=$ROOT/.local/nats/server-$PORT.pid
 
+# stop_pid: TERM, then KILL after a timeout.
+# shellcheck source=infra/stop-pid.sh
+source "$HERE/../stop-pid.sh"
 # server_pid, listener_pid, nats_info, info_version: shared with start.sh.
 # shellcheck source-path=SCRIPTDIR
 source "$HERE/server-pid.sh"
 
 if pid=$(server_pid); then
-  t0=$(date +%s%N)
-  kill -TERM "$pid" 2>/dev/null || true
-  for ((i = 0; i < TIMEOUT * 10; i++)); do
-    kill -0 "$pid" 2>/dev/null || break
-    sleep 0.1
-  done
-  if kill -0 "$pid" 2>/dev/null; then
-    echo "nats-server (pid $pid) ignored SIGTERM for ${TIMEOUT}s; killing it"
-    kill -KILL "$pid" 2>/dev/null || true
-    while kill -0 "$pid" 2>/dev/null; do sleep 0.1; done
-  fi
-  echo "nats-server on $ADDRESS:$PORT (pid $pid) stopped in $(( ($(date +%s%N) - t0) / 1000000 )) ms"
+  stop_pid "nats-server on $ADDRESS:$PORT" "$pid" "$TIMEOUT"
 elif nats_info >/dev/null; then
   echo "a nats-server not started by start.sh answers on $ADDRESS:$PORT (pid $(listener_pid || true)); left alone"
 else

@@ -105,6 +105,12 @@ export class ClusterNode {
     return new Promise((resolve) => this.ownership.onReady(resolve));
   }
 
+  /** This node has the lowest id in its map (the one that seeds the demo). */
+  isFirstNode(): boolean {
+    const nodes = this.ownership.shardMap?.nodes ?? [];
+    return nodes.length > 0 && Math.min(...nodes) === this.options.config.nodeId;
+  }
+
   /** Where each user goes once this node has left: the map the others compute without it. */
   successors(): (userId: string) => string | undefined {
     const map = this.ownership.shardMap;

@@ -119,9 +119,7 @@ export class ReadStates {
     const author = this.table.get(authorHi, authorLo, channelHi, channelLo);
     if (author === -1) return Outcome.missingAccess;
 
-    this.ids.next(nowMs, this.channels.newestHi(channel), this.channels.newestLo(channel));
-    this.messageHi = this.ids.hi;
-    this.messageLo = this.ids.lo;
+    this.nextMessageId(channel, nowMs);
     this.applyMessage(channel, authorHi, authorLo, mentions, mentionCount, mentionsEveryone, nowMs);
     return Outcome.ok;
   }

@@ -60,6 +60,8 @@ type ListenWithOptions = (host: string, port: number, options: number, cb: (sock
 export class Gateway {
   readonly metrics: GatewayMetrics;
   readonly dispatcher: Dispatcher;
+  /** What the admin API's calls do (on a cluster node, each on its user's node). */
+  readonly adminOperations: AdminOperations;
   private readonly sessions: ResumableSessions;
   private readonly app: uWS.TemplatedApp;
   private readonly connections = new Set<Connection>();
@@ -147,8 +149,8 @@ export class Gateway {
     });
     options.mountRoutes?.(this.app);
     const local = new LocalAdminOperations(readStates, this.dispatcher);
-    const operations = options.cluster?.adminOperations(local) ?? local;
-    mountHttpApi(this.app, { readStates, operations, cluster: options.cluster?.view, metrics: this.metrics, adminToken: config.adminToken, log });
+    this.adminOperations = options.cluster?.adminOperations(local) ?? local;
+    mountHttpApi(this.app, { readStates, operations: this.adminOperations, cluster: options.cluster?.view, metrics: this.metrics, adminToken: config.adminToken, log });
   }
 
   /** Binds HOST:PORT; resolves with the port bound (useful with PORT=0). */

@@ -1,9 +1,11 @@
 // One Cassandra node of three dies (kill -9) under load and comes back, on real processes: the
-// ring of infra/cassandra/ring.sh and the compiled gateway, with replication factor 3 and
-// QUORUM reads and writes. Two replicas of three still make a quorum, so:
+// ring of infra/cassandra/ring.sh and a cluster of two gateway nodes (the compiled gateway, on
+// the NATS server `npm test` starts), with replication factor 3 and QUORUM reads and writes.
+// Requests go to either node (the API forwards them; sockets are redirected to their user's
+// node). Two replicas of three still make a quorum, so:
 // - no request fails: joins and leaves (written through), posts and acks (written behind,
 //   every 200 ms) and reads of users the gateway does not hold (read from Cassandra);
-// - /readyz answers 200 at every poll (every 150 ms) before, during and after the kill;
+// - /readyz answers 200 at every poll of every node (every 150 ms) before, during and after the kill;
 // - nothing acknowledged is lost: after a clean stop (SIGTERM writes every changed state), a
 //   fresh gateway on the same keyspace shows every user the read states a model of the
 //   acknowledged requests predicts, and Cassandra holds every channel's messages;
@@ -16,12 +18,15 @@
 // joins, leaves and reads of new users answer 503 and /readyz says 503 while the node is down.
 
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { GatewayClient, ReadState } from '../../src/client/gateway-client.js';
+import type { ReadState } from '../../src/client/gateway-client.js';
+import { nodeSocketFactory } from '../../src/client/node-socket.js';
+import { ReconnectingClient } from '../../src/client/reconnecting-client.js';
 import { CassandraReadStateStore } from '../../src/store/cassandra-store.js';
 import { messagesOfWindow } from '../../src/store/recent-window.js';
 import { dropRingKeyspace, RING_CONTACT_POINTS, RING_NODES, ringNodePid, startRing, stopRing, uniqueKeyspace, waitUntil } from '../support/cassandra-nodes.js';
 import { ProtocolModel, seeded } from '../support/protocol-model.js';
-import { AdminApi, byChannel, connectUser, type GatewayProcess, metricValue, randomSnowflake, sleep, startGateway } from '../support/gateway-harness.js';
+import { type ClusterNodeProcess, startClusterNode, waitForMembers } from '../support/cluster-harness.js';
+import { AdminApi, byChannel, type GatewayProcess, metricValue, randomSnowflake, sleep, startGateway, userToken } from '../support/gateway-harness.js';
 
 const KILLED = RING_NODES[2];
 /** The gateway's consistency level for reads and writes; ALL makes this test fail, as it should. */
@@ -49,9 +54,11 @@ const PAUSE_MS = 15;
 /** Posts stop there (acks and the rest go on): the model's counts hold within the 1,000-message window. */
 const MAX_MESSAGES_PER_CHANNEL = 800;
 const READYZ_EVERY_MS = 150;
+/** Gateway nodes of the cluster under load. */
+const NODES = 2;
 
 const gateways: GatewayProcess[] = [];
-const clients: GatewayClient[] = [];
+const clients: ReconnectingClient[] = [];
 let ringStartMs = 0;
 
 beforeAll(async () => {
@@ -61,7 +68,7 @@ beforeAll(async () => {
 }, 660_000);
 
 afterAll(async () => {
-  for (const client of clients) client.abort();
+  await Promise.all(clients.map((client) => client.close()));
   for (const gateway of gateways) await gateway.stop('SIGKILL');
   // A node left down by a failure must not keep the keyspace: bring the ring back, then drop.
   await startRing().catch((error: unknown) => console.error('restarting the ring to clean up failed', error));
@@ -99,41 +106,49 @@ describe('a 3-node Cassandra ring, RF 3, QUORUM', () => {
   it('loses one node of three under load: no request fails, /readyz stays 200, nothing acknowledged is lost, the node rejoins', async () => {
     const timings: Record<string, number> = { ringStartMs };
     const testStarted = Date.now();
-    const gateway = await startGateway(GATEWAY_ENV);
-    gateways.push(gateway);
+    const nodes: ClusterNodeProcess[] = [];
+    for (let id = 1; id <= NODES; id++) nodes.push(await startClusterNode(id, keyspace, GATEWAY_ENV));
+    gateways.push(...nodes);
+    await waitForMembers(nodes, nodes.map((node) => node.nodeId));
     timings.gatewayStartMs = Date.now() - testStarted;
-    const api = new AdminApi(gateway.httpUrl);
+    let calls = 0;
+    /** The admin API of one node or the other, in turn: each forwards a call to the user's node. */
+    const anyNode = (): AdminApi => nodes[calls++ % NODES].api;
     const model = new ProtocolModel();
 
     const socketUsers = Array.from({ length: SOCKET_USERS }, () => randomSnowflake());
     const channels = Array.from({ length: WORKERS * CHANNELS_PER_WORKER }, () => randomSnowflake());
     for (const channel of channels) {
       for (const user of socketUsers) {
-        await api.join(channel, user);
+        await anyNode().join(channel, user);
         model.join(channel, user);
       }
     }
-    const socketOf = new Map<string, GatewayClient>();
+    const socketOf = new Map<string, ReconnectingClient>();
+    const urls = nodes.map((node) => node.wsUrl);
     for (const [i, user] of socketUsers.entries()) {
-      const client = await connectUser(gateway, user, i % 2 === 0 ? 'json' : 'msgpack');
+      const client = new ReconnectingClient({ url: urls[i % NODES], fallbackUrls: urls, token: () => userToken(user), socketFactory: nodeSocketFactory, encoding: i % 2 === 0 ? 'json' : 'msgpack' });
+      await client.whenReady();
       clients.push(client);
       socketOf.set(user, client);
     }
 
-    // /readyz, polled through the whole load: every answer that is not 200 is listed.
+    // /readyz of every node, polled through the whole load: every answer that is not 200 is listed.
     const readyz = { polls: 0, notReady: [] as string[] };
     let polling = true;
     const poller = (async () => {
       while (polling) {
         const at = Date.now() - testStarted;
-        try {
-          const response = await fetch(`${gateway.httpUrl}/readyz`, { signal: AbortSignal.timeout(2000) });
-          await response.arrayBuffer();
-          if (response.status !== 200) readyz.notReady.push(`+${at} ms: ${response.status}`);
-        } catch (error) {
-          readyz.notReady.push(`+${at} ms: ${error instanceof Error ? error.message : String(error)}`);
+        for (const node of nodes) {
+          try {
+            const response = await fetch(`${node.httpUrl}/readyz`, { signal: AbortSignal.timeout(2000) });
+            await response.arrayBuffer();
+            if (response.status !== 200) readyz.notReady.push(`node ${node.nodeId} +${at} ms: ${response.status}`);
+          } catch (error) {
+            readyz.notReady.push(`node ${node.nodeId} +${at} ms: ${error instanceof Error ? error.message : String(error)}`);
+          }
+          readyz.polls++;
         }
-        readyz.polls++;
         await sleep(READYZ_EVERY_MS);
       }
     })();
@@ -158,12 +173,13 @@ describe('a 3-node Cassandra ring, RF 3, QUORUM', () => {
         const roll = model.messages.get(channel)!.length < MAX_MESSAGES_PER_CHANNEL ? random() : 0.45 + 0.55 * random();
         if (roll < 0.3) {
           const author = pick(members);
-          const id = await load.request('post (HTTP)', () => api.post(channel, author, { mentions, mention_everyone: everyone }));
+          const id = await load.request('post (HTTP)', () => anyNode().post(channel, author, { mentions, mention_everyone: everyone }));
           if (id !== undefined) model.post(channel, author, id, mentions, everyone);
         } else if (roll < 0.45) {
           const author = pick(socketUsers);
           const state = await load.request('MESSAGE_CREATE', () => socketOf.get(author)!.createMessage({ channel_id: channel, mentions, mention_everyone: everyone }));
-          if (state !== undefined) model.post(channel, author, state.last_message_id!, mentions, everyone);
+          // The author's answer acks its own message.
+          if (state !== undefined) model.post(channel, author, state.last_acked_id!, mentions, everyone);
         } else if (roll < 0.8) {
           const messages = model.messages.get(channel)!;
           if (messages.length === 0) continue;
@@ -174,7 +190,7 @@ describe('a 3-node Cassandra ring, RF 3, QUORUM', () => {
         } else if (roll < 0.9) {
           // A membership is written through: the call answers once Cassandra has it.
           const user = randomSnowflake();
-          const done = await load.request('join (HTTP)', () => api.join(channel, user).then(() => true));
+          const done = await load.request('join (HTTP)', () => anyNode().join(channel, user).then(() => true));
           if (done) {
             model.join(channel, user);
             // Half of them leave later on.
@@ -184,7 +200,7 @@ describe('a 3-node Cassandra ring, RF 3, QUORUM', () => {
           if (leaving.length === 0) continue;
           const { channel: from, user } = leaving.splice(Math.floor(random() * leaving.length), 1)[0];
           const done = await load.request('leave (HTTP)', async () => {
-            const result = await api.leave(from, user);
+            const result = await anyNode().leave(from, user);
             if (result.status !== 204) throw new Error(`leave answered ${result.status} ${JSON.stringify(result.body)}`);
             return true;
           });
@@ -192,7 +208,7 @@ describe('a 3-node Cassandra ring, RF 3, QUORUM', () => {
         } else {
           // A user the gateway does not hold: its read states are read from Cassandra.
           await load.request('read-states of a new user (HTTP)', async () => {
-            const states = await api.readStates(randomSnowflake());
+            const states = await anyNode().readStates(randomSnowflake());
             if (states.length !== 0) throw new Error(`a new user has read states: ${JSON.stringify(states)}`);
           });
         }
@@ -200,7 +216,7 @@ describe('a 3-node Cassandra ring, RF 3, QUORUM', () => {
       }
     };
 
-    const metric = (name: string) => metricValue(gateway, name);
+    const metric = async (name: string) => (await Promise.all(nodes.map((node) => metricValue(node, name)))).reduce((a, b) => a + b, 0);
     const workers = Array.from({ length: WORKERS }, (_, i) => worker(i));
     let writesAtKill = 0;
     let writesAtRejoin = 0;
@@ -239,7 +255,7 @@ describe('a 3-node Cassandra ring, RF 3, QUORUM', () => {
       `cassandra ring: ${JSON.stringify(timings)}; ${load.served} requests served (${load.servedWhileDown} while ${KILLED.name} was down or restarting): ${JSON.stringify(perKind)}; ` +
         `${load.failures.length} failed; /readyz polled ${readyz.polls} times, ${readyz.notReady.length} not 200; ` +
         `store writes while down ${writesAtRejoin - writesAtKill}, write errors ${writeErrors}, load errors ${loadErrors}; ` +
-        `${gateway.output.filter((line) => line.includes('"level":40') || line.includes('"level":50')).length} gateway log lines at warn or error`,
+        `${nodes.flatMap((node) => node.output).filter((line) => line.includes('"level":40') || line.includes('"level":50')).length} gateway log lines at warn or error`,
     );
 
     expect(load.failures).toEqual([]);
@@ -250,7 +266,7 @@ describe('a 3-node Cassandra ring, RF 3, QUORUM', () => {
     expect(loadErrors).toBe(0);
 
     for (const client of clients.splice(0)) await client.close();
-    expect(await gateway.stop('SIGTERM'), 'a clean stop writes every changed state').toBe(0);
+    for (const node of nodes) expect(await node.stop('SIGTERM'), 'a clean stop writes every changed state').toBe(0);
 
     // What Cassandra holds, through a gateway that holds nothing yet: every user's read states
     // as the model of the acknowledged requests says, and every channel's messages.
