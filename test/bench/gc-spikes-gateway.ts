@@ -3,56 +3,47 @@
 // is chosen on the command line and the table is preloaded with N read states before the
 // port opens.
 //
-//   node --expose-gc dist/test/bench/gc-spikes-gateway.js --table engine|lru-cache --preload N
+//   node --expose-gc dist/test/bench/gc-spikes-gateway.js --table engine|lru-cache --preload N [--working-set W --churn-rate R]
 //
 // Environment as for the gateway (PORT, CASSANDRA_KEYSPACE, READSTATE_CACHE_CAPACITY, ...).
 // Prints one JSON line {"benchReady": ...} on stdout once it listens, then a line
-// {"benchSecond": {at, loopDelayMaxMs, gcPauses: [[startedAtEpochMs, ms, kind], ...]}} every
-// second: this process's own garbage-collection pauses and event-loop delay, so spikes the
-// clients see can be matched with what the gateway was doing.
+// {"benchSecond": {at, loopDelayMaxMs, gcPauses: [[startedAtEpochMs, ms, kind], ...], misses,
+// evictions, writes, heapUsedMB}} every second: this process's own garbage-collection pauses
+// and event-loop delay, so spikes the clients see can be matched with what the gateway was
+// doing, and the table's running totals of misses (each a load), evictions and store writes.
 //
 // The preloaded states stand for the other users of a busy node: resident, clean entries,
 // as if loaded from the store earlier, spread over channels of `--preload-channel-size`
-// members. They are put into the table directly (not over the wire) and are not in
-// Cassandra: no client ever asks for them and, being clean, they are never written, so the
-// store is not involved in either run. What they cost is what this benchmark measures: the
-// memory they hold and the garbage collector's work over it while the live load runs.
+// members. They are put into the table directly (not over the wire). In the constant mode
+// (`--working-set 1`) they are not in Cassandra: no client ever asks for them and, being
+// clean, they are never written, so the store is not involved. What they cost is what the
+// benchmark measures: the memory they hold and the garbage collector's work over it while
+// the live load runs. With `--working-set W` above 1 the table is full and a churn driver
+// (churn-load.ts) keeps it missing, loading, evicting and writing at `--churn-rate` acks/s
+// over W times as many keys, all of them written to Cassandra first.
 
 import { monitorEventLoopDelay, PerformanceObserver } from 'node:perf_hooks';
 import { parseArgs } from 'node:util';
 import { pino } from 'pino';
 import { loadConfig } from '../../src/config.js';
 import type { ReadStateTable } from '../../src/engine/read-state-table.js';
-import { SNOWFLAKE_EPOCH_MS } from '../../src/engine/snowflake.js';
 import { Gateway } from '../../src/gateway/app.js';
 import { openReadStates } from '../../src/read-state-service.js';
 import { PersistentReadStates } from '../../src/store/persistent-read-states.js';
+import { ChurnDriver, dayOldAck, KeyLayout, postChurnMessages, PRELOAD_CHANNEL_HI, PRELOAD_USER_HI, seedWorkingSet } from './churn-load.js';
 import { LruCacheReadStateTable, TABLE_IMPLS, type TableImpl } from './lru-cache-read-state-table.js';
 
-// Preloaded ids live far from the simulator's (which start at 2^60): users at 2^62 + u,
-// channels at 2^62 + 2^40 + c.
-const PRELOAD_USER_HI = 0x40000000;
-const PRELOAD_CHANNEL_HI = 0x40000100;
-/** Each preloaded user is a member of about this many channels. */
-const CHANNELS_PER_USER = 20;
-
-function preload(readStates: PersistentReadStates, count: number, channelSize: number, nowMs: number): void {
+function preload(readStates: PersistentReadStates, layout: KeyLayout, count: number, nowMs: number): void {
   const engine = readStates.engine;
   const table: ReadStateTable = engine.table;
-  const userCount = Math.max(channelSize, Math.ceil(count / CHANNELS_PER_USER));
-  // A plausible acked message: a snowflake from about a day ago (ms since 2015 << 22).
-  const ackedAt = (nowMs - SNOWFLAKE_EPOCH_MS - 86_400_000) * 2 ** 22;
-  const ackHi = Math.floor(ackedAt / 2 ** 32);
   let lastProgress = nowMs;
   for (let i = 0; i < count; i++) {
-    const channel = Math.floor(i / channelSize);
-    // Consecutive users (mod userCount) per channel: distinct within a channel as long as
-    // channelSize <= userCount; the stride spreads each user over many channels.
-    const user = (channel * 7 + (i % channelSize)) % userCount;
-    if (i % channelSize === 0) engine.channels.findOrCreate(PRELOAD_CHANNEL_HI, channel);
-    const slot = table.insert(PRELOAD_USER_HI, user, PRELOAD_CHANNEL_HI, channel);
+    const channel = layout.channelOf(i);
+    if (i % layout.channelSize === 0) engine.channels.findOrCreate(PRELOAD_CHANNEL_HI, channel);
+    const slot = table.insert(PRELOAD_USER_HI, layout.userOf(i), PRELOAD_CHANNEL_HI, channel);
     if (slot === -1) throw new Error(`table full after ${i} preloaded states: raise READSTATE_CACHE_CAPACITY`);
-    table.setAck(slot, ackHi, i);
+    const [ackHi, ackLo] = dayOldAck(nowMs, i);
+    table.setAck(slot, ackHi, ackLo);
     if (table instanceof LruCacheReadStateTable) table.refreshEntry(slot);
     if ((i & 0xffff) === 0 && Date.now() - lastProgress > 5000) {
       lastProgress = Date.now();
@@ -67,9 +58,13 @@ async function main(): Promise<void> {
       table: { type: 'string', default: 'engine' },
       preload: { type: 'string', default: '0' },
       'preload-channel-size': { type: 'string', default: '1000' },
+      'working-set': { type: 'string', default: '1' },
+      'churn-rate': { type: 'string', default: '3000' },
     },
     strict: true,
   });
+  const workingSet = Number(values['working-set']);
+  const churnRate = Number(values['churn-rate']);
   const impl = values.table as TableImpl;
   const count = Number(values.preload);
   const channelSize = Number(values['preload-channel-size']);
@@ -85,8 +80,22 @@ async function main(): Promise<void> {
     impl === 'lru-cache' ? (capacity, delay, sink) => new LruCacheReadStateTable(capacity, delay, sink) : undefined,
   );
 
+  const now = Date.now();
+  const layout = new KeyLayout(Math.round(count * workingSet), channelSize);
+  const churning = workingSet > 1;
+  if (churning) {
+    const seedStarted = performance.now();
+    let lastProgress = 0;
+    await seedWorkingSet(store, layout, now, (done) => {
+      if (performance.now() - lastProgress < 5000) return;
+      lastProgress = performance.now();
+      process.stderr.write(`seeding the working set: ${done}/${layout.total} rows\n`);
+    });
+    process.stderr.write(`seeded ${layout.total} rows in ${Math.round(performance.now() - seedStarted)} ms\n`);
+  }
   const preloadStarted = performance.now();
-  preload(readStates, count, channelSize, Date.now());
+  preload(readStates, layout, count, now);
+  const message = churning ? postChurnMessages(readStates.engine.channels, layout, now) : undefined;
   const preloadMs = Math.round(performance.now() - preloadStarted);
   // Both runs start measuring from a collected heap, not in the middle of the preload's GC debt.
   (globalThis as { gc?: () => void }).gc?.();
@@ -99,9 +108,12 @@ async function main(): Promise<void> {
     `${JSON.stringify({ benchReady: { impl, preload: count, size: readStates.engine.table.size, port, preloadMs, heapUsedMB: Math.round(memory.heapUsed / 2 ** 20), rssMB: Math.round(memory.rss / 2 ** 20) } })}\n`,
   );
 
-  reportEverySecond();
+  const churn = message === undefined ? undefined : new ChurnDriver(readStates, layout, message, churnRate);
+  churn?.start();
+  reportEverySecond(readStates, churn);
 
   const stop = async () => {
+    churn?.stop();
     gateway.close();
     await readStates.stop();
     await store.close();
@@ -116,7 +128,7 @@ async function main(): Promise<void> {
  * its kind as perf_hooks.constants numbers it: 1 minor (scavenge), 4 major
  * (mark-sweep-compact), 8 incremental marking, 16 weak callbacks) and the longest event-loop delay.
  */
-function reportEverySecond(): void {
+function reportEverySecond(readStates: PersistentReadStates, churn: ChurnDriver | undefined): void {
   const loopDelay = monitorEventLoopDelay({ resolution: 1 });
   loopDelay.enable();
   let gcPauses: [number, number, number][] = [];
@@ -128,7 +140,10 @@ function reportEverySecond(): void {
     }
   }).observe({ entryTypes: ['gc'] });
   setInterval(() => {
-    process.stdout.write(`${JSON.stringify({ benchSecond: { at: Date.now(), loopDelayMaxMs: round(loopDelay.max / 1e6), gcPauses } })}\n`);
+    const { misses, evictions, writes } = readStates.stats;
+    const heapUsedMB = Math.round(process.memoryUsage().heapUsed / 2 ** 20);
+    const churnFigures = churn === undefined ? {} : { churnSkipped: churn.skipped, churnFailed: churn.failed };
+    process.stdout.write(`${JSON.stringify({ benchSecond: { at: Date.now(), loopDelayMaxMs: round(loopDelay.max / 1e6), gcPauses, misses, evictions, writes, heapUsedMB, ...churnFigures } })}\n`);
     gcPauses = [];
     loopDelay.reset();
   }, 1000).unref();

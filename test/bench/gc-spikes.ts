@@ -21,6 +21,13 @@
 // runs to <out>/gc-spikes-<N>.svg (default out: test/bench/results). `--chart-from FILE`
 // redraws the chart of an earlier results file.
 //
+// `--working-set 3x` is the churn mode (churn-load.ts): the table is exactly full, its keys
+// and twice as many more are written to Cassandra before the run, and `--churn-rate` acks a
+// second over all of them keep it missing, loading, evicting and writing; each run's line
+// then has its missesPerSec, evictionsPerSec and storeWritesPerSec, and the gateway's heap at
+// the start and end of the measured seconds. BENCH_GATEWAY_NODE_FLAGS adds Node flags to the
+// gateways (e.g. "--no-memory-reducer"), recorded with the results.
+//
 // Needs the Cassandra node (npm run cassandra:start) and a build (the npm script builds).
 // On a shared machine, `--nice=-10` (as root) runs the gateway and the simulator ahead of
 // other jobs and the Cassandra node (it sets this session's autogroup nice, and each child's
@@ -68,6 +75,11 @@ interface GatewayReport {
   loopDelayMaxMs: number;
   /** [started at (epoch ms), length (ms), kind (perf_hooks.constants.NODE_PERFORMANCE_GC_*)] */
   gcPauses: [number, number, number][];
+  /** Running totals of the table: misses (each a load from the store), evictions, records written. */
+  misses: number;
+  evictions: number;
+  writes: number;
+  heapUsedMB: number;
 }
 
 interface RunResult {
@@ -94,6 +106,13 @@ interface RunResult {
   /** Mean CPU steal (% of all CPU time) over the measured seconds, and over the spike seconds alone (0 without any). */
   hostStealPct: number;
   spikeHostStealPct: number;
+  /** Means over the measured seconds (churn mode; about 0 in the constant mode). */
+  missesPerSec: number;
+  evictionsPerSec: number;
+  storeWritesPerSec: number;
+  /** The gateway's heap at the first and the last measured second: flat under churn, or growing. */
+  heapUsedMBStart: number;
+  heapUsedMBEnd: number;
 }
 
 interface Run {
@@ -116,6 +135,9 @@ interface Conditions {
   nice: number;
   preloadChannelSize: number;
   pinned: boolean;
+  workingSet: string;
+  churnRate: number;
+  gatewayNodeFlags: string[];
   sim: { rate: number; users: number; channels: number; maxChannelSize: number; encoding: string; warmupSeconds: number; seed: number };
 }
 
@@ -147,6 +169,10 @@ const { values: args } = parseArgs({
     /** Pin the gateway to CPU 1 and the simulator to CPU 0 (taskset), so neither one's work, GC threads included, runs on the other's core. */
     pin: { type: 'boolean', default: false },
     'skip-control': { type: 'boolean', default: false },
+    /** `1x`: the constant mode; `3x`: a full table and a working set of 3 x --preload keys (churn-load.ts). */
+    'working-set': { type: 'string', default: '1x' },
+    /** Churn mode: acks a second over the working set, from inside the gateway. */
+    'churn-rate': { type: 'string', default: '3000' },
     'chart-from': { type: 'string' },
   },
   strict: true,
@@ -179,6 +205,18 @@ function setAutogroupNice(nice: number): void {
   }
 }
 
+/** --working-set as a number: `3x` -> 3. */
+function workingSet(): number {
+  const factor = Number(args['working-set'].replace(/x$/, ''));
+  if (!(factor >= 1)) throw new Error(`--working-set must be 1x or more, got ${args['working-set']}`);
+  return factor;
+}
+
+/** Node flags for the gateways from BENCH_GATEWAY_NODE_FLAGS, e.g. "--no-memory-reducer". */
+function extraNodeFlags(): string[] {
+  return (process.env.BENCH_GATEWAY_NODE_FLAGS ?? '').split(' ').filter((flag) => flag !== '');
+}
+
 /** Resident set size of a process, from /proc (Linux), in MiB; 0 once it is gone. */
 function rssOf(pid: number): number {
   try {
@@ -200,14 +238,16 @@ async function startGateway(impl: TableImpl, preload: number): Promise<BenchGate
   const port = await freePort();
   // The same heap limit for both tables, large enough for the object-heavy one.
   const heapMB = Math.max(4096, Math.ceil((preload * 700) / 2 ** 20));
-  const child = spawnNode([...SERVER_NODE_FLAGS, '--expose-gc', `--max-old-space-size=${heapMB}`, join(HERE, 'gc-spikes-gateway.js'), '--table', impl, '--preload', String(preload), '--preload-channel-size', args['preload-channel-size']], GATEWAY_CPU, {
+  const gatewayArgs = ['--table', impl, '--preload', String(preload), '--preload-channel-size', args['preload-channel-size'], '--working-set', String(workingSet()), '--churn-rate', args['churn-rate']];
+  const child = spawnNode([...SERVER_NODE_FLAGS, ...extraNodeFlags(), '--expose-gc', `--max-old-space-size=${heapMB}`, join(HERE, 'gc-spikes-gateway.js'), ...gatewayArgs], GATEWAY_CPU, {
     stdio: ['ignore', 'pipe', 'inherit'],
     env: {
       ...process.env,
       HOST: '127.0.0.1',
       PORT: String(port),
       CASSANDRA_KEYSPACE: args.keyspace,
-      READSTATE_CACHE_CAPACITY: String(preload + CAPACITY_HEADROOM),
+      // Churn: exactly full, so every miss evicts (the swarm's own states compete too).
+      READSTATE_CACHE_CAPACITY: String(workingSet() > 1 && preload > 0 ? preload : preload + CAPACITY_HEADROOM),
       // The simulator's sessions send far more than a person would; the limit is not under test.
       GATEWAY_RATE_LIMIT: '1000000000',
       LOG_LEVEL: 'warn',
@@ -340,6 +380,7 @@ async function runOne(impl: TableImpl, preload: number, seconds: number): Promis
       simulatorLoopDelayMaxUs: sim.simulatorLoopDelay.maxUs,
       hostStealPct: meanOf(stealPerSecond),
       spikeHostStealPct: meanOf(spikeSeconds.map((s) => stealPerSecond[s.t - 1] ?? 0)),
+      ...churnRates(gateway.reports, sim.measureStartedAt, seconds),
     };
     return { result, measureStartedAt: sim.measureStartedAt, series: sim.perSecond, gateway: perGatewaySecond, hostStealPct: stealPerSecond };
   } finally {
@@ -347,6 +388,17 @@ async function runOne(impl: TableImpl, preload: number, seconds: number): Promis
     steal.stop();
     await stopGateway(gateway);
   }
+}
+
+/** The table's misses, evictions and writes per second over the measured seconds, and the heap at their ends. */
+function churnRates(reports: readonly GatewayReport[], measureStartedAt: number, seconds: number): Pick<RunResult, 'missesPerSec' | 'evictionsPerSec' | 'storeWritesPerSec' | 'heapUsedMBStart' | 'heapUsedMBEnd'> {
+  const measured = reports.filter((report) => report.at >= measureStartedAt && report.at <= measureStartedAt + seconds * 1000);
+  const first = measured[0];
+  const last = measured.at(-1);
+  if (first === undefined || last === undefined || last === first) return { missesPerSec: 0, evictionsPerSec: 0, storeWritesPerSec: 0, heapUsedMBStart: 0, heapUsedMBEnd: 0 };
+  const span = (last.at - first.at) / 1000;
+  const rate = (key: 'misses' | 'evictions' | 'writes') => Math.round((last[key] - first[key]) / span);
+  return { missesPerSec: rate('misses'), evictionsPerSec: rate('evictions'), storeWritesPerSec: rate('writes'), heapUsedMBStart: first.heapUsedMB, heapUsedMBEnd: last.heapUsedMB };
 }
 
 /** Mean, to one decimal; 0 for none. */
@@ -395,6 +447,9 @@ async function main(): Promise<void> {
     nice: Number(args.nice),
     preloadChannelSize: Number(args['preload-channel-size']),
     pinned: args.pin,
+    workingSet: args['working-set'],
+    churnRate: Number(args['churn-rate']),
+    gatewayNodeFlags: extraNodeFlags(),
     sim: {
       rate: Number(args.rate),
       users: Number(args.users),
@@ -421,12 +476,12 @@ async function main(): Promise<void> {
     process.stdout.write(
       args.json
         ? `${JSON.stringify(r)}\n`
-        : `${spec.impl} (${spec.preload} preloaded): median p99 ${r.medianP99us} µs, max p99 ${r.maxP99us} µs, max ${r.maxUs} µs, ${r.spikeSeconds} spike seconds, rss ${r.rssMB} MiB, longest GC pause ${r.gcMaxMs} ms\n`,
+        : `${spec.impl} (${spec.preload} preloaded): median p99 ${r.medianP99us} µs, max p99 ${r.maxP99us} µs, max ${r.maxUs} µs, ${r.spikeSeconds} spike seconds, rss ${r.rssMB} MiB, longest GC pause ${r.gcMaxMs} ms; misses ${r.missesPerSec}/s, evictions ${r.evictionsPerSec}/s, store writes ${r.storeWritesPerSec}/s, heap ${r.heapUsedMBStart} -> ${r.heapUsedMBEnd} MiB\n`,
     );
   }
 
   mkdirSync(args.out, { recursive: true });
-  const base = join(args.out, `gc-spikes-${preload}`);
+  const base = join(args.out, `gc-spikes-${preload}${workingSet() > 1 ? `-churn-${workingSet()}x` : ''}`);
   const results: ResultsFile = { conditions: { ...startedWith, loadAverageAtEnd: loadAverage() }, runs };
   writeFileSync(`${base}.json`, `${JSON.stringify(results)}\n`);
   await writeChart(results, `${base}.svg`);
