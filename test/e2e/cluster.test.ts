@@ -298,7 +298,8 @@ describe('nodes coming and going', () => {
 
     const random = prng(7);
     const load = workload.run(() => true, random);
-    await sleep(1500);
+    // Twice the flush window: the killed node's earlier changes are written, its last ones not.
+    await sleep(4000);
     const readiesBefore = workload.clients.map((client) => client.readies);
     const reconnectsBefore = workload.clients.map((client) => client.client.stats.reconnects);
     const killedAt = Date.now();
@@ -332,7 +333,7 @@ describe('nodes coming and going', () => {
       }
     }
     // eslint-disable-next-line no-console
-    console.log(`kill -9: ${lost} of ${[...expected.keys()].filter((key) => victimUsers.has(Number(key.split(':')[0]))).length} states of the killed node's users lost changes (flush window 2 s); their failed requests: ${workload.failures.length}`);
+    console.log(`kill -9: ${lost} of ${[...expected.keys()].filter((key) => victimUsers.has(Number(key.split(':')[0]))).length} states of the killed node's users lost changes (flush window 2 s, 4 s of load before the kill); their failed requests: ${workload.failures.length}`);
   });
 
   it('SIGTERM of a node loses nothing: its users move with RECONNECT and find every state', async () => {
