@@ -77,7 +77,7 @@ export class ClusterNode {
     });
     local = options.openReadStates(this.replicas);
     this.local = local;
-    this.readStates = new ClusterReadStates({ local, replicas: this.replicas, ownership: this.ownership, requests: this.requests, shards, ownsUser, log });
+    this.readStates = new ClusterReadStates({ local, replicas: this.replicas, ownership: this.ownership, requests: this.requests, shards, ownsUser });
   }
 
   /** What the gateway needs of the cluster; `attach` must follow once the gateway exists. */

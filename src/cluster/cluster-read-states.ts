@@ -7,7 +7,6 @@
 //   holder (ChannelReplicas) and answers with the id; the answer is given once this node
 //   has applied the message too, so the author's state reflects it.
 
-import type { Logger } from 'pino';
 import type { ReadStateService } from '../gateway/read-state-service.js';
 import { Outcome } from '../engine/read-states.js';
 import type { AckResult, CreateResult, Failure, OwnsUser, PersistentReadStates, ReadStateJson } from '../store/persistent-read-states.js';
@@ -38,7 +37,6 @@ export interface ClusterReadStatesOptions {
   requests: NodeRequests;
   shards: number;
   ownsUser: OwnsUser;
-  log: Logger;
 }
 
 export class ClusterReadStates implements ReadStateService {

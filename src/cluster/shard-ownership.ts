@@ -235,6 +235,7 @@ export class ShardOwnership {
 
   private heardHandoff(handoff: Handoff): void {
     if (typeof handoff?.from !== 'number' || !Array.isArray(handoff.nodes) || handoff.from === this.selfId) return;
+    this.log.debug({ from: handoff.from, nodes: handoff.nodes, released: handoff.released?.length }, 'hand-off heard');
     this.heardHandoffs.set(handoff.from, handoff.nodes);
     if (handoff.nodes.includes(this.selfId)) this.handedOverBy(handoff.from);
   }
