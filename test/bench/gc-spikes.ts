@@ -23,7 +23,8 @@
 //
 // `--working-set 3x` is the churn mode (churn-load.ts): the table is exactly full, its keys
 // and twice as many more are written to Cassandra before the run, and `--churn-rate` acks a
-// second over all of them keep it missing, loading, evicting and writing; each run's line
+// second over all of them keep it missing, loading, evicting and writing (`--seeded`: the
+// keyspace holds that working set from an earlier run already); each run's line
 // then has its missesPerSec, evictionsPerSec and storeWritesPerSec, and the gateway's heap at
 // the start and end of the measured seconds. BENCH_GATEWAY_NODE_FLAGS adds Node flags to the
 // gateways (e.g. "--no-memory-reducer"), recorded with the results.
@@ -172,7 +173,9 @@ const { values: args } = parseArgs({
     /** `1x`: the constant mode; `3x`: a full table and a working set of 3 x --preload keys (churn-load.ts). */
     'working-set': { type: 'string', default: '1x' },
     /** Churn mode: acks a second over the working set, from inside the gateway. */
-    'churn-rate': { type: 'string', default: '3000' },
+    'churn-rate': { type: 'string', default: '3500' },
+    /** Churn mode: the keyspace already holds this working set (an earlier run wrote it); do not write it again. */
+    seeded: { type: 'boolean', default: false },
     'chart-from': { type: 'string' },
   },
   strict: true,
@@ -204,6 +207,8 @@ function setAutogroupNice(nice: number): void {
     console.error(`[gc-spikes] could not set the session's autogroup nice to ${nice}: ${(error as Error).message}`);
   }
 }
+
+let seededThisRun = false;
 
 /** --working-set as a number: `3x` -> 3. */
 function workingSet(): number {
@@ -239,6 +244,11 @@ async function startGateway(impl: TableImpl, preload: number): Promise<BenchGate
   // The same heap limit for both tables, large enough for the object-heavy one.
   const heapMB = Math.max(4096, Math.ceil((preload * 700) / 2 ** 20));
   const gatewayArgs = ['--table', impl, '--preload', String(preload), '--preload-channel-size', args['preload-channel-size'], '--working-set', String(workingSet()), '--churn-rate', args['churn-rate']];
+  // The working set is written to the keyspace once per invocation, by its first churning gateway.
+  if (workingSet() > 1 && preload > 0 && !args.seeded && !seededThisRun) {
+    gatewayArgs.push('--seed-working-set');
+    seededThisRun = true;
+  }
   const child = spawnNode([...SERVER_NODE_FLAGS, ...extraNodeFlags(), '--expose-gc', `--max-old-space-size=${heapMB}`, join(HERE, 'gc-spikes-gateway.js'), ...gatewayArgs], GATEWAY_CPU, {
     stdio: ['ignore', 'pipe', 'inherit'],
     env: {
