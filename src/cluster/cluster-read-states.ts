@@ -90,7 +90,7 @@ export class ClusterReadStates implements ReadStateService {
   /** Sequenced here at once when this node owns the channel and holds everything the message touches. */
   createResident(channelId: string, authorId: string, mentions: readonly string[], mentionEveryone: boolean): CreateResult | Failure | undefined {
     const shard = shardOfId(channelId, this.options.shards);
-    if (!this.options.ownership.serves(shard) || this.local.viewOf(authorId, channelId) === undefined) return undefined;
+    if (!this.options.ownership.serves(shard) || !this.local.holds(authorId, channelId)) return undefined;
     const posted = this.local.postAsOwner(channelId, authorId, mentions, mentionEveryone, this.options.ownsUser);
     if (posted === undefined) return undefined;
     this.options.replicas.publish(posted.posted);

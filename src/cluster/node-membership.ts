@@ -78,6 +78,11 @@ export class NodeMembership {
     this.listeners.push(listener);
   }
 
+  /** The node with `id` if it is this one or was heard from recently. */
+  node(id: number): NodeInfo | undefined {
+    return id === this.self.id ? this.self : this.others.get(id)?.info;
+  }
+
   /** Every node heard from recently, this one included. */
   nodes(): NodeInfo[] {
     return [this.self, ...[...this.others.values()].map((other) => other.info)];

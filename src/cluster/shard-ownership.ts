@@ -129,7 +129,7 @@ export class ShardOwnership {
 
   ownerOf(shard: number): NodeInfo | undefined {
     const owner = this.map?.ownerOf(shard);
-    return owner === undefined ? undefined : this.membership.nodes().find((node) => node.id === owner);
+    return owner === undefined ? undefined : this.membership.node(owner);
   }
 
   /** This node owns the shard and its previous owner has handed it over. */

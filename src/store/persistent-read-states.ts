@@ -428,6 +428,13 @@ export class PersistentReadStates implements DirtyEvictionSink, FlushSink {
     }
   }
 
+  /** Whether the state is resident (no load, no LRU touch). */
+  holds(userId: string, channelId: string): boolean {
+    const user = this.halves(userId, this.userHalves);
+    const channel = this.halves(channelId, this.channelHalves);
+    return this.engine.table.find(user[0], user[1], channel[0], channel[1]) !== -1;
+  }
+
   /** The state if resident (no load, no LRU touch); undefined otherwise. */
   viewOf(userId: string, channelId: string): ReadStateJson | undefined {
     const user = this.halves(userId, this.userHalves);
