@@ -65,7 +65,7 @@ async function main(): Promise<void> {
     stopping = true;
     log.info({ signal }, 'stopping: closing sessions, writing changed read states');
     const successor = cluster?.successors();
-    cluster?.leave();
+    await cluster?.leave();
     gateway.close(successor);
     await readStates.stop();
     await cluster?.stop();

@@ -22,6 +22,8 @@ import { ShardOwnership } from './shard-ownership.js';
 
 /** Longest wait for a live node to hand over a shard it is releasing. */
 const HANDOFF_TIMEOUT_MS = 10_000;
+/** How long a stopping node waits, after saying it leaves, before it sends its clients away. */
+const LEAVE_GRACE_MS = 250;
 
 export interface ClusterNodeOptions {
   config: ClusterConfig;
@@ -121,9 +123,16 @@ export class ClusterNode {
     return (userId) => urls.get(next.ownerOf(shardOfId(userId, map.shards)));
   }
 
-  /** A clean stop: no new users come here; the caller closes the gateway and writes the states, then calls stop(). */
-  leave(): void {
+  /**
+   * A clean stop: tells the others this node is leaving, and gives them LEAVE_GRACE_MS to
+   * drop it from their maps before the caller sends its clients on to them (a client that
+   * came sooner would be sent back here). The caller then closes the gateway, writes the
+   * states, and calls stop().
+   */
+  async leave(): Promise<void> {
     this.ownership.leave();
+    await this.nc.flush().catch(() => {});
+    await new Promise((resolve) => setTimeout(resolve, LEAVE_GRACE_MS));
   }
 
   async stop(): Promise<void> {

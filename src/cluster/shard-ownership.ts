@@ -10,6 +10,9 @@
 //   after handoffTimeoutMs;
 // - shards it gained from a node that vanished (killed) are served at once: nothing can be
 //   handed over, and what the lost node had not written yet is lost (its flush window).
+// - a node that stops cleanly says so first (the others drop it from their maps at once and
+//   wait for its hand-off), sends its clients on, writes everything, then hands all of its
+//   shards over in one message (stop()).
 // A node that starts settles for one expiry period to hear the others before it holds a map.
 
 import type { NatsConnection, Subscription } from '@nats-io/transport-node';
@@ -51,6 +54,8 @@ export class ShardOwnership {
   /** Releases run one after another, in map order. */
   private releasing: Promise<void> = Promise.resolve();
   private readonly heardHandoffs = new Map<number, number[]>();
+  /** The shards this node owned when it started to leave: handed over at stop(). */
+  private readonly leftShards: number[] = [];
   private readonly readyListeners: Array<() => void> = [];
   readonly counters = { shardsReleased: 0, shardsGained: 0, mapChanges: 0 };
 
@@ -117,11 +122,7 @@ export class ShardOwnership {
     clearTimeout(this.settleTimer);
     for (const timer of this.handoffTimers) clearTimeout(timer);
     await this.releasing;
-    if (this.map !== null) {
-      const released: number[] = [];
-      for (let shard = 0; shard < this.options.shards; shard++) if (this.map.ownerOf(shard) === this.selfId) released.push(shard);
-      this.publishHandoff(this.liveIds(), released);
-    }
+    if (this.map !== null) this.publishHandoff(this.liveIds(), this.leftShards);
     this.membership.stop();
     this.subscription?.unsubscribe();
     await this.nc.flush().catch(() => {});
@@ -176,6 +177,12 @@ export class ShardOwnership {
     const next = new ShardMap(this.options.shards, ids);
     this.map = next;
     this.counters.mapChanges++;
+    // Leaving: the stop that follows sends the clients on, writes everything and then hands
+    // every shard over at once (stop()); a hand-off now would come before that last write.
+    if (this.membership.self.leaving) {
+      for (let shard = 0; shard < this.options.shards; shard++) if (previous.ownerOf(shard) === this.selfId) this.leftShards.push(shard);
+      return;
+    }
     const lost = new Set<number>();
     const orphaned = new Set<number>();
     const handedOver = new Set<number>();

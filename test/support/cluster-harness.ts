@@ -51,6 +51,8 @@ export class ClusterUser {
   readonly latest = new Map<string, ReadState>();
   updates = 0;
   readies = 0;
+  /** Why each socket dropped (close codes), in order. */
+  readonly drops: Array<number | 'zombie'> = [];
 
   constructor(
     readonly userId: string,
@@ -62,6 +64,7 @@ export class ClusterUser {
       this.readies++;
       for (const state of ready.read_states) this.latest.set(state.channel_id, state);
     });
+    this.client.on('reconnecting', (event) => this.drops.push(event.reason));
     this.client.on('dispatch', (event, d) => {
       if (event !== 'READ_STATE_UPDATE') return;
       const state = d as ReadState;
