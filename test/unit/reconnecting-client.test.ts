@@ -1,6 +1,7 @@
 // The reconnecting client's schedule, on scripted sockets and a fake clock: exponential
 // back-off with full jitter up to the ceiling, at once (to the named URL) after RECONNECT,
-// back to the first step after a session is up, and no retry after 4004.
+// back to the first step after a session is up, the fallback nodes in turn when one cannot
+// be reached, and no retry after 4004.
 
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import type { ClientSocketHandlers, SocketFactory } from '../../src/client/gateway-client.js';
@@ -77,6 +78,44 @@ describe('reconnecting client', () => {
     expect(events).toEqual([{ attempt: 1, delayMs: 0, reason: 4010 }]);
     expect(opened[1].url).toBe('ws://b.test/gateway?encoding=json');
     expect(client.stats.reconnectRequests).toBe(1);
+    await client.close();
+  });
+
+  it('stays on the node a redirect named, counts the redirect, and tries the fallbacks in turn when a node cannot be reached', async () => {
+    vi.useFakeTimers();
+    const { opened, factory } = scriptedSockets();
+    const events: ReconnectingEvent[] = [];
+    const urls = ['ws://a.test/gateway', 'ws://b.test/gateway', 'ws://c.test/gateway'];
+    const client = new ReconnectingClient({ url: urls[0], fallbackUrls: urls.slice(1), token: 't', socketFactory: factory, backoffMs: 100, random: () => 0.5 });
+    client.on('reconnecting', (event) => events.push(event));
+    await flush();
+    // a sends the client on to c (the user's node): at once, counted as a redirect.
+    opened[0].server.message(encodeHello('json', 41_250) as string);
+    opened[0].server.message(encodeReconnect('json', urls[2]) as string);
+    opened[0].server.close(4010, '');
+    await flush();
+    expect(opened[1].url).toBe(`${urls[2]}?encoding=json`);
+    expect(client.stats).toMatchObject({ reconnectRequests: 1, redirects: 1 });
+    expect(client.currentUrl).toBe(urls[2]);
+
+    // c answers, then the socket drops (a network blip): the next attempt goes back to c, not to a.
+    opened[1].server.message(encodeHello('json', 41_250) as string);
+    await flush();
+    opened[1].server.close(1006, '');
+    await flush();
+    await vi.advanceTimersByTimeAsync(events.at(-1)!.delayMs);
+    expect(opened[2].url).toBe(`${urls[2]}?encoding=json`);
+
+    // c cannot be reached (closed before HELLO): each later attempt tries the next node.
+    opened[2].server.close(1006, '');
+    await flush();
+    await vi.advanceTimersByTimeAsync(events.at(-1)!.delayMs);
+    expect(opened[3].url).toBe(`${urls[0]}?encoding=json`);
+    opened[3].server.close(1006, '');
+    await flush();
+    await vi.advanceTimersByTimeAsync(events.at(-1)!.delayMs);
+    expect(opened[4].url).toBe(`${urls[1]}?encoding=json`);
+    expect(client.stats.redirects).toBe(1);
     await client.close();
   });
 
