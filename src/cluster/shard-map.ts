@@ -7,6 +7,8 @@
 //
 // Pure: no I/O, no clock. Membership (node-membership.ts) feeds it the live node ids.
 
+import { parseSnowflake } from '../engine/snowflake.js';
+
 /** 2^32 mod n, so that (hi * 2^32 + lo) mod n needs no BigInt. */
 function wordModulus(n: number): number {
   return 2 ** 32 % n;
@@ -21,11 +23,7 @@ const scratch = new Uint32Array(2);
 
 /** The shard of a snowflake id in decimal text; -1 when the text is not a snowflake. */
 export function shardOfId(id: string, shards: number): number {
-  const value = /^[0-9]{1,20}$/.test(id) ? BigInt(id) : -1n;
-  if (value < 0n || value >= 2n ** 64n) return -1;
-  scratch[0] = Number(value >> 32n);
-  scratch[1] = Number(value & 0xffffffffn);
-  return shardOfHalves(scratch[0], scratch[1], shards);
+  return parseSnowflake(id, scratch, 0) ? shardOfHalves(scratch[0], scratch[1], shards) : -1;
 }
 
 /** A node's rendezvous score for a shard: a 32-bit mix of the two numbers (murmur3 finaliser). */

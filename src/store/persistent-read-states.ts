@@ -430,16 +430,12 @@ export class PersistentReadStates implements DirtyEvictionSink, FlushSink {
 
   /** Whether the state is resident (no load, no LRU touch). */
   holds(userId: string, channelId: string): boolean {
-    const user = this.halves(userId, this.userHalves);
-    const channel = this.halves(channelId, this.channelHalves);
-    return this.engine.table.find(user[0], user[1], channel[0], channel[1]) !== -1;
+    return this.residentSlot(userId, channelId) !== -1;
   }
 
   /** The state if resident (no load, no LRU touch); undefined otherwise. */
   viewOf(userId: string, channelId: string): ReadStateJson | undefined {
-    const user = this.halves(userId, this.userHalves);
-    const channel = this.halves(channelId, this.channelHalves);
-    const slot = this.engine.table.find(user[0], user[1], channel[0], channel[1]);
+    const slot = this.residentSlot(userId, channelId);
     return slot === -1 ? undefined : toJson(this.engine.view(slot, this.viewScratch));
   }
 
@@ -601,10 +597,15 @@ export class PersistentReadStates implements DirtyEvictionSink, FlushSink {
 
   /** Marks the state dirty again if it is in memory (a flush skipped it while a delete was pending). */
   private markResidentDirty(userId: string, channelId: string): void {
+    const slot = this.residentSlot(userId, channelId);
+    if (slot !== -1) this.engine.table.markDirty(slot, this.clock());
+  }
+
+  /** The state's slot if resident (no load, no LRU touch), or -1. */
+  private residentSlot(userId: string, channelId: string): number {
     const user = this.halves(userId, this.userHalves);
     const channel = this.halves(channelId, this.channelHalves);
-    const slot = this.engine.table.find(user[0], user[1], channel[0], channel[1]);
-    if (slot !== -1) this.engine.table.markDirty(slot, this.clock());
+    return this.engine.table.find(user[0], user[1], channel[0], channel[1]);
   }
 
   // ---- Loads -----------------------------------------------------------------------------
