@@ -73,7 +73,7 @@ export class ChannelReplicas implements ChannelSource {
   /** Shards taken over from a node that vanished: their channels are reconciled with the holders' copies. */
   private readonly orphanedShards = new Set<number>();
   private readonly newest = new Uint32Array(2);
-  readonly counters = { messagesOut: 0, messagesIn: 0, bytesOut: 0, bytesIn: 0, duplicates: 0 };
+  readonly counters = { messagesOut: 0, messagesIn: 0, bytesOut: 0, bytesIn: 0 };
 
   constructor(private readonly options: ChannelReplicasOptions) {
     options.requests.handle('window', (request) => this.answerWindow(String(request.c), request.create === true));
@@ -199,8 +199,8 @@ export class ChannelReplicas implements ChannelSource {
 
   private apply(posted: PostedMessage): void {
     const result = this.options.readStates().applyPosted(posted, this.options.ownsUser);
-    if (result === undefined) this.counters.duplicates++;
-    else this.options.applied(result);
+    // undefined: not newer than the copy's newest (this node's own message, echoed back).
+    if (result !== undefined) this.options.applied(result);
     const list = this.waiters.get(posted.channelId);
     if (list === undefined) return;
     const newest = this.newest;

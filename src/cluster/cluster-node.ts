@@ -151,14 +151,14 @@ export class ClusterNode {
 
   private async release(lost: ReadonlySet<number>): Promise<void> {
     const shards = this.options.config.shards;
-    this.gateway?.moveUsers((userId) => {
+    const sockets = this.gateway?.moveUsers((userId) => {
       const shard = shardOfId(userId, shards);
       return lost.has(shard) ? this.ownership.ownerOf(shard)?.url : undefined;
     });
     const moved = (hi: number, lo: number) => lost.has(shardOfHalves(hi, lo, shards));
     const states = await this.local.releaseUsers(moved);
     await this.local.releaseChannels(moved);
-    this.options.log.info({ shards: lost.size, states }, 'shards handed over: users moved, their changes written');
+    this.options.log.info({ shards: lost.size, sockets, states }, 'shards handed over: users moved, their changes written');
   }
 
   private gained(gained: ReadonlySet<number>, orphaned: boolean): void {

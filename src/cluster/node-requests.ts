@@ -38,7 +38,7 @@ const MOVED_DEADLINE_MS = 15_000;
 export class NodeRequests {
   private subscription: Subscription | undefined;
   private readonly handlers = new Map<string, RequestHandler>();
-  readonly counters = { sent: 0, received: 0, bytesOut: 0, bytesIn: 0 };
+  readonly counters = { sent: 0, received: 0 };
 
   constructor(
     private readonly nc: NatsConnection,
@@ -77,9 +77,7 @@ export class NodeRequests {
       let answer: unknown = MOVED;
       try {
         this.counters.sent++;
-        this.counters.bytesOut += payload.byteLength;
         const reply = await this.nc.request(this.subjectOf(node), payload, { timeout: REQUEST_TIMEOUT_MS });
-        this.counters.bytesIn += reply.data.byteLength;
         answer = decode(reply.data);
       } catch (error) {
         // No responders: the node is gone and the map has not caught up yet.
@@ -92,7 +90,6 @@ export class NodeRequests {
 
   private async answer(message: Msg): Promise<void> {
     this.counters.received++;
-    this.counters.bytesIn += message.data.byteLength;
     let answer: unknown;
     try {
       const request = decode<{ t: string } & Record<string, unknown>>(message.data);
@@ -102,9 +99,7 @@ export class NodeRequests {
       this.log.error({ err: error }, 'answering a node request failed');
       answer = { error: 'internal' };
     }
-    const bytes = encode(answer);
-    this.counters.bytesOut += bytes.byteLength;
-    message.respond(bytes);
+    message.respond(encode(answer));
   }
 
   private subjectOf(node: number): string {

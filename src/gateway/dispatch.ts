@@ -124,11 +124,6 @@ export class Dispatcher {
     }
   }
 
-  /** Users with sessions here, for handing them to other nodes. */
-  onlineUserIds(): IterableIterator<string> {
-    return this.users.keys();
-  }
-
   private sendToUser(userId: string, update: PreparedReadState, except: Session | undefined): void {
     const user = this.users.get(userId);
     if (user === undefined) return;
