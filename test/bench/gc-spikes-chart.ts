@@ -1,6 +1,8 @@
 // Draws the per-second p99 and max latency of each table side by side (the way Discord's
-// blog put Go next to Rust), with the gateway's longest GC pause of each second beneath,
-// using vega-lite compiled to vega and rendered to SVG headlessly.
+// blog put Go next to Rust), with the gateway's longest GC pause of each second among them
+// and, under churn, a lane below with the table's misses and evictions per second, so a
+// reader sees whether the spikes follow the churn. Vega-lite compiled to vega, rendered to
+// SVG headlessly.
 
 import * as vega from 'vega';
 import { compile, type TopLevelSpec } from 'vega-lite';
@@ -14,6 +16,9 @@ export interface GatewaySecond {
   gcMaxKind: number;
   gcMs: number;
   loopDelayMaxMs: number;
+  /** Loads from the store and evictions in that second (0 outside churn mode). */
+  misses: number;
+  evictions: number;
 }
 
 export interface ChartRun {
@@ -29,9 +34,20 @@ const COLOR = { field: 'line', type: 'nominal', title: null, sort: LINES, scale:
 /** The dashed line: a second whose p99 is above it counts as a spike. */
 const SPIKE_LINE = 'spike';
 
+/** One chart of a vertical concatenation. */
+type ConcatLane = Extract<TopLevelSpec, { vconcat: unknown }>['vconcat'][number];
+
+const CHURN_LINES = ['misses/s', 'evictions/s'];
+const CHURN_COLORS = ['#c2410c', '#0e7490'];
+
 export async function renderSpikeChart(runs: readonly ChartRun[], title: string, subtitle: string): Promise<string> {
   const values: { run: string; t: number; line: string; ms: number }[] = [];
+  const churn: { run: string; t: number; line: string; perSecond: number }[] = [];
   for (const run of runs) {
+    for (const second of run.gateway) {
+      churn.push({ run: run.label, t: second.t, line: CHURN_LINES[0], perSecond: second.misses });
+      churn.push({ run: run.label, t: second.t, line: CHURN_LINES[1], perSecond: second.evictions });
+    }
     for (const sample of run.series) {
       if (sample.count === 0) continue;
       values.push({ run: run.label, t: sample.t, line: LINES[0], ms: sample.maxUs / 1000 });
@@ -40,45 +56,71 @@ export async function renderSpikeChart(runs: readonly ChartRun[], title: string,
     }
     for (const second of run.gateway) values.push({ run: run.label, t: second.t, line: LINES[2], ms: second.gcMaxMs });
   }
+  const column = { field: 'run', type: 'nominal', title: null, sort: runs.map((r) => r.label) } as const;
+  const lanes: ConcatLane[] = [
+    {
+      data: { values },
+      facet: { column: { ...column, header: { labelFontSize: 14, labelFontWeight: 'bold' } } },
+      spec: {
+        width: 420,
+        height: 300,
+        encoding: {
+          x: { field: 't', type: 'quantitative', title: 'seconds of measured load' },
+          // Symmetric log: the engine's few milliseconds and the seconds-long full collections
+          // stay readable on one axis (and a second without any GC pause sits at 0).
+          y: {
+            field: 'ms',
+            type: 'quantitative',
+            title: 'milliseconds (symmetric log scale)',
+            scale: { type: 'symlog', constant: 1 },
+            axis: { values: [0, 1, 3, 10, 30, 100, 300, 1000, 3000, 10000] },
+          },
+        },
+        layer: [
+          {
+            transform: [{ filter: `datum.line === '${LINES[0]}' || datum.line === '${LINES[1]}'` }],
+            mark: { type: 'line', strokeWidth: 1.2, interpolate: 'step-after' },
+            encoding: { color: COLOR },
+          },
+          {
+            // A dot per second that had a GC pause, at the length of its longest one.
+            transform: [{ filter: `datum.line === '${LINES[2]}' && datum.ms > 0` }],
+            mark: { type: 'point', filled: true, size: 14, opacity: 0.8 },
+            encoding: { color: COLOR },
+          },
+          {
+            transform: [{ filter: `datum.line === '${SPIKE_LINE}'` }],
+            mark: { type: 'line', strokeWidth: 1, strokeDash: [4, 3], color: '#7f868c' },
+          },
+        ],
+      },
+      resolve: { scale: { y: 'shared' } },
+    },
+  ];
+  // The churn lane, aligned under each run's latency (the constant mode has nothing to show there).
+  if (churn.some((point) => point.perSecond > 0)) {
+    lanes.push({
+      data: { values: churn },
+      facet: { column: { ...column, header: { labels: false } } },
+      spec: {
+        width: 420,
+        height: 110,
+        mark: { type: 'line', strokeWidth: 1, interpolate: 'step-after' },
+        encoding: {
+          x: { field: 't', type: 'quantitative', title: 'seconds of measured load' },
+          y: { field: 'perSecond', type: 'quantitative', title: 'per second' },
+          color: { field: 'line', type: 'nominal', title: null, sort: CHURN_LINES, scale: { domain: CHURN_LINES, range: CHURN_COLORS }, legend: { orient: 'bottom' } },
+          strokeDash: { field: 'line', type: 'nominal', sort: CHURN_LINES, legend: null },
+        },
+      },
+      resolve: { scale: { y: 'shared' } },
+    });
+  }
   const spec: TopLevelSpec = {
     $schema: 'https://vega.github.io/schema/vega-lite/v6.json',
     title: { text: title, subtitle, anchor: 'start' },
-    data: { values },
-    facet: { column: { field: 'run', type: 'nominal', title: null, sort: runs.map((r) => r.label), header: { labelFontSize: 14, labelFontWeight: 'bold' } } },
-    spec: {
-      width: 420,
-      height: 300,
-      encoding: {
-        x: { field: 't', type: 'quantitative', title: 'seconds of measured load' },
-        // Symmetric log: the engine's few milliseconds and the seconds-long full collections
-        // stay readable on one axis (and a second without any GC pause sits at 0).
-        y: {
-          field: 'ms',
-          type: 'quantitative',
-          title: 'milliseconds (symmetric log scale)',
-          scale: { type: 'symlog', constant: 1 },
-          axis: { values: [0, 1, 3, 10, 30, 100, 300, 1000, 3000, 10000] },
-        },
-      },
-      layer: [
-        {
-          transform: [{ filter: `datum.line === '${LINES[0]}' || datum.line === '${LINES[1]}'` }],
-          mark: { type: 'line', strokeWidth: 1.2, interpolate: 'step-after' },
-          encoding: { color: COLOR },
-        },
-        {
-          // A dot per second that had a GC pause, at the length of its longest one.
-          transform: [{ filter: `datum.line === '${LINES[2]}' && datum.ms > 0` }],
-          mark: { type: 'point', filled: true, size: 14, opacity: 0.8 },
-          encoding: { color: COLOR },
-        },
-        {
-          transform: [{ filter: `datum.line === '${SPIKE_LINE}'` }],
-          mark: { type: 'line', strokeWidth: 1, strokeDash: [4, 3], color: '#7f868c' },
-        },
-      ],
-    },
-    resolve: { scale: { y: 'shared' } },
+    vconcat: lanes,
+    resolve: { scale: { color: 'independent' } },
     config: { font: 'sans-serif', view: { stroke: '#ccc' } },
   };
   const view = new vega.View(vega.parse(compile(spec).spec), { renderer: 'none' });

@@ -330,10 +330,17 @@ function secondIndex(epochMs: number, measureStartedAt: number): number {
  * holds that second's middle.
  */
 function gatewaySeconds(reports: readonly GatewayReport[], measureStartedAt: number, seconds: number): GatewaySecond[] {
-  const out: GatewaySecond[] = Array.from({ length: seconds }, (_, i) => ({ t: i + 1, gcMaxMs: 0, gcMaxKind: 0, gcMs: 0, loopDelayMaxMs: 0 }));
-  for (const report of reports) {
+  const out: GatewaySecond[] = Array.from({ length: seconds }, (_, i) => ({ t: i + 1, gcMaxMs: 0, gcMaxKind: 0, gcMs: 0, loopDelayMaxMs: 0, misses: 0, evictions: 0 }));
+  reports.forEach((report, r) => {
     const i = secondIndex(report.at - 500, measureStartedAt);
-    if (i >= 0 && i < seconds) out[i].loopDelayMaxMs = Math.max(out[i].loopDelayMaxMs, report.loopDelayMaxMs);
+    if (i >= 0 && i < seconds) {
+      out[i].loopDelayMaxMs = Math.max(out[i].loopDelayMaxMs, report.loopDelayMaxMs);
+      // The totals grew by this much over the second before the report.
+      if (r > 0) {
+        out[i].misses += report.misses - reports[r - 1].misses;
+        out[i].evictions += report.evictions - reports[r - 1].evictions;
+      }
+    }
     for (const [startedAt, ms, kind] of report.gcPauses) {
       const j = secondIndex(startedAt, measureStartedAt);
       if (j < 0 || j >= seconds) continue;
@@ -343,7 +350,7 @@ function gatewaySeconds(reports: readonly GatewayReport[], measureStartedAt: num
       }
       out[j].gcMs = Math.round((out[j].gcMs + ms) * 100) / 100;
     }
-  }
+  });
   return out;
 }
 
