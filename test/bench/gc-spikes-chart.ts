@@ -22,6 +22,7 @@ export interface GatewaySecond {
 }
 
 export interface ChartRun {
+  /** Column header; a newline breaks it into lines. */
   label: string;
   medianP99us: number;
   series: readonly SecondSample[];
@@ -60,7 +61,7 @@ export async function renderSpikeChart(runs: readonly ChartRun[], title: string,
   const lanes: ConcatLane[] = [
     {
       data: { values },
-      facet: { column: { ...column, header: { labelFontSize: 14, labelFontWeight: 'bold' } } },
+      facet: { column: { ...column, header: { labelFontSize: 14, labelFontWeight: 'bold', labelExpr: "split(datum.label, '\\n')" } } },
       spec: {
         width: 420,
         height: 300,

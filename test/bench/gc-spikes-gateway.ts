@@ -3,7 +3,7 @@
 // is chosen on the command line and the table is preloaded with N read states before the
 // port opens.
 //
-//   node --expose-gc dist/test/bench/gc-spikes-gateway.js --table engine|lru-cache --preload N [--working-set W --churn-rate R]
+//   node --expose-gc dist/test/bench/gc-spikes-gateway.js --table engine|lru-cache --preload N [--working-set-keys K --churn-rate R]
 //
 // Environment as for the gateway (PORT, CASSANDRA_KEYSPACE, READSTATE_CACHE_CAPACITY, ...).
 // Prints one JSON line {"benchReady": ...} on stdout once it listens, then a line
@@ -15,12 +15,12 @@
 // The preloaded states stand for the other users of a busy node: resident, clean entries,
 // as if loaded from the store earlier, spread over channels of `--preload-channel-size`
 // members. They are put into the table directly (not over the wire). In the constant mode
-// (`--working-set 1`) they are not in Cassandra: no client ever asks for them and, being
+// (no `--working-set-keys`) they are not in Cassandra: no client ever asks for them and, being
 // clean, they are never written, so the store is not involved. What they cost is what the
 // benchmark measures: the memory they hold and the garbage collector's work over it while
-// the live load runs. With `--working-set W` above 1 the table is full and a churn driver
+// the live load runs. With `--working-set-keys K` above N the table is full and a churn driver
 // (churn-load.ts) keeps it missing, loading, evicting and writing at `--churn-rate` acks/s
-// over W times as many keys, all of them written to Cassandra first.
+// over K keys, all of them written to Cassandra first (the churn control: N = 0).
 
 import { monitorEventLoopDelay, PerformanceObserver } from 'node:perf_hooks';
 import { parseArgs } from 'node:util';
@@ -58,18 +58,20 @@ async function main(): Promise<void> {
       table: { type: 'string', default: 'engine' },
       preload: { type: 'string', default: '0' },
       'preload-channel-size': { type: 'string', default: '1000' },
-      'working-set': { type: 'string', default: '1' },
+      /** Keys the churn acks over; past --preload (the table's own), the table misses and evicts. 0: no churn. */
+      'working-set-keys': { type: 'string', default: '0' },
       'churn-rate': { type: 'string', default: '3500' },
       /** Churn mode: write the working set to Cassandra first (an earlier run on the keyspace may have). */
       'seed-working-set': { type: 'boolean', default: false },
     },
     strict: true,
   });
-  const workingSet = Number(values['working-set']);
+  const workingSetKeys = Number(values['working-set-keys']);
   const churnRate = Number(values['churn-rate']);
   const impl = values.table as TableImpl;
   const count = Number(values.preload);
   const channelSize = Number(values['preload-channel-size']);
+  if (!Number.isSafeInteger(workingSetKeys) || workingSetKeys < 0) throw new Error('--working-set-keys must be an integer');
   if (!TABLE_IMPLS.includes(impl)) throw new Error(`--table must be one of ${TABLE_IMPLS.join(', ')}`);
   if (!Number.isSafeInteger(count) || count < 0 || !Number.isSafeInteger(channelSize) || channelSize < 1) throw new Error('--preload and --preload-channel-size must be integers');
 
@@ -83,9 +85,10 @@ async function main(): Promise<void> {
   );
 
   const now = Date.now();
-  const layout = new KeyLayout(Math.round(count * workingSet), channelSize);
-  // The control (no preload) has nothing to churn: it stays the bare gateway under the swarm.
-  const churning = workingSet > 1 && count > 0;
+  const layout = new KeyLayout(workingSetKeys, channelSize);
+  // The idle control (no preload, no working set) stays the bare gateway under the swarm; the
+  // churn control holds nothing and churns.
+  const churning = workingSetKeys > count;
   if (churning && values['seed-working-set']) {
     const seedStarted = performance.now();
     let lastProgress = 0;

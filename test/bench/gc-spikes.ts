@@ -26,7 +26,12 @@
 // second over all of them keep it missing, loading, evicting and writing (`--seeded`: the
 // keyspace holds that working set from an earlier run already); each run's line
 // then has its missesPerSec, evictionsPerSec and storeWritesPerSec, and the gateway's heap at
-// the start and end of the measured seconds. BENCH_GATEWAY_NODE_FLAGS adds Node flags to the
+// the start and end of the measured seconds. The idle control has nothing to churn, so churn
+// mode adds a second control after it: the same engine gateway with a full table of only
+// CHURN_CONTROL_STATES, churning over the same working set at the tables' miss rate (nearly
+// every one of its acks misses). It issues the same loads and writes to the same Cassandra
+// node on the same two cores; only the N resident states are missing. Spikes that it has as
+// well come from the churn's I/O, not from holding the table. BENCH_GATEWAY_NODE_FLAGS adds Node flags to the
 // gateways (e.g. "--no-memory-reducer"), recorded with the results.
 //
 // Needs the Cassandra node (npm run cassandra:start) and a build (the npm script builds).
@@ -57,6 +62,8 @@ const GATEWAY_CPU = 1;
 const SIMULATOR_CPU = 0;
 /** Read states the swarm itself adds, and room above them: neither run may evict. */
 const CAPACITY_HEADROOM = 1_000_000;
+/** The churn control's full table: big enough that the swarm's ~10,000 states stay resident, 0.75 % of 8M. */
+const CHURN_CONTROL_STATES = 60_000;
 
 /** The parts of client-sim's JSON summary used here. */
 interface SimSummary {
@@ -86,6 +93,8 @@ interface GatewayReport {
 interface RunResult {
   impl: TableImpl;
   preload: number;
+  /** A table under test, the idle control (empty table, no churn) or the churn control (CHURN_CONTROL_STATES, same churn). */
+  role: GatewayRole;
   seconds: number;
   medianP99us: number;
   maxP99us: number;
@@ -239,13 +248,25 @@ interface BenchGateway {
   reports: GatewayReport[];
 }
 
-async function startGateway(impl: TableImpl, preload: number): Promise<BenchGateway> {
+type GatewayRole = 'table' | 'control' | 'churn control';
+
+interface GatewaySpec {
+  impl: TableImpl;
+  preload: number;
+  role: GatewayRole;
+}
+
+async function startGateway({ impl, preload, role }: GatewaySpec): Promise<BenchGateway> {
   const port = await freePort();
   // The same heap limit for both tables, large enough for the object-heavy one.
   const heapMB = Math.max(4096, Math.ceil((preload * 700) / 2 ** 20));
-  const gatewayArgs = ['--table', impl, '--preload', String(preload), '--preload-channel-size', args['preload-channel-size'], '--working-set', String(workingSet()), '--churn-rate', args['churn-rate']];
+  const churning = workingSet() > 1 && preload > 0;
+  const keys = churning ? Math.round(workingSet() * Number(args.preload)) : 0;
+  // The churn control acks at the tables' miss rate: (W-1)/W of their acks miss, nearly all of its own do.
+  const churnRate = role === 'churn control' ? Math.round((Number(args['churn-rate']) * (workingSet() - 1)) / workingSet()) : Number(args['churn-rate']);
+  const gatewayArgs = ['--table', impl, '--preload', String(preload), '--preload-channel-size', args['preload-channel-size'], '--working-set-keys', String(keys), '--churn-rate', String(churnRate)];
   // The working set is written to the keyspace once per invocation, by its first churning gateway.
-  if (workingSet() > 1 && preload > 0 && !args.seeded && !seededThisRun) {
+  if (churning && !args.seeded && !seededThisRun) {
     gatewayArgs.push('--seed-working-set');
     seededThisRun = true;
   }
@@ -257,7 +278,7 @@ async function startGateway(impl: TableImpl, preload: number): Promise<BenchGate
       PORT: String(port),
       CASSANDRA_KEYSPACE: args.keyspace,
       // Churn: exactly full, so every miss evicts (the swarm's own states compete too).
-      READSTATE_CACHE_CAPACITY: String(workingSet() > 1 && preload > 0 ? preload : preload + CAPACITY_HEADROOM),
+      READSTATE_CACHE_CAPACITY: String(churning ? preload : preload + CAPACITY_HEADROOM),
       // The simulator's sessions send far more than a person would; the limit is not under test.
       GATEWAY_RATE_LIMIT: '1000000000',
       LOG_LEVEL: 'warn',
@@ -364,9 +385,10 @@ function stealSeconds(samples: readonly [number, number][], measureStartedAt: nu
   return out;
 }
 
-async function runOne(impl: TableImpl, preload: number, seconds: number): Promise<Run> {
-  process.stderr.write(`${impl}: starting a gateway with ${preload} preloaded read states\n`);
-  const gateway = await startGateway(impl, preload);
+async function runOne(spec: GatewaySpec, seconds: number): Promise<Run> {
+  const { impl, preload } = spec;
+  process.stderr.write(`${impl} (${spec.role}): starting a gateway with ${preload} preloaded read states\n`);
+  const gateway = await startGateway(spec);
   process.stderr.write(`${impl}: ready on port ${gateway.port} (preload ${gateway.ready.preloadMs} ms, heap ${gateway.ready.heapUsedMB} MiB, rss ${gateway.ready.rssMB} MiB)\n`);
   let peakRss = rssOf(gateway.child.pid!);
   const sampler = setInterval(() => (peakRss = Math.max(peakRss, rssOf(gateway.child.pid!))), 1000);
@@ -381,6 +403,7 @@ async function runOne(impl: TableImpl, preload: number, seconds: number): Promis
     const result: RunResult = {
       impl,
       preload,
+      role: spec.role,
       seconds,
       ...spikes,
       rssMB: peakRss,
@@ -423,20 +446,30 @@ function meanOf(values: readonly number[]): number {
   return values.length === 0 ? 0 : Math.round((10 * values.reduce((sum, v) => sum + v, 0)) / values.length) / 10;
 }
 
+/** Who a run was, for the chart: a table and what it held, or one of the controls. */
+function heldBy(result: RunResult, churnMode: boolean): string {
+  const held = `${result.impl} holding ${result.preload.toLocaleString('en-US')} read states`;
+  if (result.role === 'churn control') return `control: ${held}, same churn`;
+  return churnMode && result.preload === 0 ? 'control: holding none, no churn' : held;
+}
+
 async function writeChart(results: ResultsFile, path: string): Promise<void> {
   const { sim } = results.conditions;
   const preload = Math.max(0, ...results.runs.map((run) => run.result.preload));
   // Without a control (--skip-control, or a results file from before it existed) the title must not claim one.
-  const withControl = preload > 0 && results.runs.some((run) => run.result.preload === 0);
+  const withControl = preload > 0 && results.runs.some((run) => run.result.preload === 0 || run.result.role === 'churn control');
+  const churnMode = results.conditions.workingSet !== '1x';
   const svg = await renderSpikeChart(
     results.runs.map(({ result, series, gateway }) => ({
-      label: `${result.impl} holding ${result.preload.toLocaleString('en-US')} read states: ${result.spikeSeconds} spike second${result.spikeSeconds === 1 ? '' : 's'}, peak RSS ${result.rssMB} MiB`,
+      label: `${heldBy(result, churnMode)}\n${result.spikeSeconds} spike second${result.spikeSeconds === 1 ? '' : 's'}, longest GC pause ${result.gcMaxMs} ms, peak RSS ${result.rssMB} MiB`,
       medianP99us: result.medianP99us,
       series,
       gateway,
     })),
-    `Per-second end-to-end latency with ${preload.toLocaleString('en-US')} read states in the table${withControl ? ' (and an empty engine table as a control)' : ''}`,
-    `same client-sim load on each (${sim.rate} messages/s, ${sim.users} users, ${sim.channels} channels); dashed: 3 × the run's median p99, a second above it is a spike`,
+    churnMode
+      ? `Per-second end-to-end latency under eviction churn: a full table of ${preload.toLocaleString('en-US')} read states, ${results.conditions.workingSet} as many keys in Cassandra${withControl ? ', and the controls' : ''}`
+      : `Per-second end-to-end latency with ${preload.toLocaleString('en-US')} read states in the table${withControl ? ' (and an empty engine table as a control)' : ''}`,
+    `same client-sim load on each (${sim.rate} messages/s, ${sim.users} users, ${sim.channels} channels)${churnMode ? `, churn of ${results.conditions.churnRate} acks/s` : ''}; dashed: 3 × the run's median p99, a second above it is a spike`,
   );
   writeFileSync(path, svg);
 }
@@ -477,17 +510,19 @@ async function main(): Promise<void> {
       seed: Number(args.seed),
     },
   };
-  const specs = impls.map((impl) => ({ impl, preload }));
+  const specs: GatewaySpec[] = impls.map((impl) => ({ impl, preload, role: 'table' }));
   if (!args['skip-control'] && preload > 0) {
     // Just before the engine's run, so that both meet the machine in about the same state, and
     // whatever the previous gateway's shutdown leaves behind (its last flush, the store node's
     // compactions) falls on the engine's run, not on the control's.
     const engineAt = specs.findIndex((spec) => spec.impl === 'engine');
-    specs.splice(Math.max(0, engineAt), 0, { impl: 'engine', preload: 0 });
+    const controls: GatewaySpec[] = [{ impl: 'engine', preload: 0, role: 'control' }];
+    if (workingSet() > 1) controls.push({ impl: 'engine', preload: Math.min(preload, CHURN_CONTROL_STATES), role: 'churn control' });
+    specs.splice(Math.max(0, engineAt), 0, ...controls);
   }
   const runs: Run[] = [];
   for (const spec of specs) {
-    const run = await runOne(spec.impl, spec.preload, seconds);
+    const run = await runOne(spec, seconds);
     runs.push(run);
     const r = run.result;
     process.stdout.write(
