@@ -1,8 +1,8 @@
-// Draws the per-second p99 and max latency of each table side by side (the way Discord's
-// blog put Go next to Rust), with the gateway's longest GC pause of each second among them
-// and, under churn, a lane below with the table's misses and evictions per second, so a
-// reader sees whether the spikes follow the churn. Vega-lite compiled to vega, rendered to
-// SVG headlessly.
+// Draws the per-second p99 and max latency of every gateway of a run on one time axis, the
+// way Discord's blog drew Go (purple) against Rust (blue): here lru-cache against the engine,
+// the controls in grey. Below, each gateway alone with its longest GC pause of each second
+// and, under churn, a lane with the table's misses and evictions per second, so a reader sees
+// whether the spikes follow the churn. Vega-lite compiled to vega, rendered to SVG headlessly.
 
 import * as vega from 'vega';
 import { compile, type TopLevelSpec } from 'vega-lite';
@@ -24,6 +24,9 @@ export interface GatewaySecond {
 export interface ChartRun {
   /** Column header; a newline breaks it into lines. */
   label: string;
+  /** Its name in the overlay's legend, and its colour there. */
+  name: string;
+  color: string;
   medianP99us: number;
   series: readonly SecondSample[];
   gateway: readonly GatewaySecond[];
@@ -40,6 +43,35 @@ type ConcatLane = Extract<TopLevelSpec, { vconcat: unknown }>['vconcat'][number]
 
 const CHURN_LINES = ['misses/s', 'evictions/s'];
 const CHURN_COLORS = ['#c2410c', '#0e7490'];
+
+/** Both latency figures of every run on one time axis: p99 to the left, max to the right. */
+function overlayOf(runs: readonly ChartRun[]): ConcatLane {
+  const points: { name: string; t: number; figure: string; ms: number }[] = [];
+  for (const run of runs) {
+    for (const sample of run.series) {
+      if (sample.count === 0) continue;
+      points.push({ name: run.name, t: sample.t, figure: 'p99 per second', ms: sample.p99us / 1000 });
+      points.push({ name: run.name, t: sample.t, figure: 'max per second', ms: sample.maxUs / 1000 });
+    }
+  }
+  return {
+    data: { values: points },
+    facet: { column: { field: 'figure', type: 'nominal', title: null, sort: ['p99 per second', 'max per second'], header: { labelFontSize: 14, labelFontWeight: 'bold' } } },
+    spec: {
+      width: 640,
+      height: 260,
+      mark: { type: 'line', strokeWidth: 1.2, interpolate: 'step-after' },
+      encoding: {
+        x: { field: 't', type: 'quantitative', title: 'seconds of measured load' },
+        y: { field: 'ms', type: 'quantitative', title: 'milliseconds (symmetric log scale)', scale: { type: 'symlog', constant: 1 }, axis: { values: [0, 1, 3, 10, 30, 100, 300, 1000, 3000, 10000] } },
+        color: { field: 'name', type: 'nominal', title: null, sort: runs.map((run) => run.name), scale: { domain: runs.map((run) => run.name), range: runs.map((run) => run.color) }, legend: { orient: 'top', labelLimit: 400 } },
+        // The tables under test drawn over the controls.
+        order: { field: 'name', sort: 'descending' },
+      },
+    },
+    resolve: { scale: { y: 'shared' } },
+  };
+}
 
 export async function renderSpikeChart(runs: readonly ChartRun[], title: string, subtitle: string): Promise<string> {
   const values: { run: string; t: number; line: string; ms: number }[] = [];
@@ -59,6 +91,7 @@ export async function renderSpikeChart(runs: readonly ChartRun[], title: string,
   }
   const column = { field: 'run', type: 'nominal', title: null, sort: runs.map((r) => r.label) } as const;
   const lanes: ConcatLane[] = [
+    overlayOf(runs),
     {
       data: { values },
       facet: { column: { ...column, header: { labelFontSize: 14, labelFontWeight: 'bold', labelExpr: "split(datum.label, '\\n')" } } },

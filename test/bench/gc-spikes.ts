@@ -17,7 +17,7 @@
 // spikeSeconds counts the seconds whose p99 exceeds 3 x the run's median per-second p99.
 // hostStealPct is the VM's CPU steal over the measured seconds and spikeHostStealPct over the
 // spike seconds alone (host-steal.ts): far above the first, the host made those seconds slow.
-// Writes the series and the conditions to <out>/gc-spikes-<N>.json and the chart of both
+// Writes the series and the conditions to <out>/gc-spikes-<N>.json and the chart of the
 // runs to <out>/gc-spikes-<N>.svg (default out: test/bench/results). `--chart-from FILE`
 // redraws the chart of an earlier results file.
 //
@@ -446,6 +446,20 @@ function meanOf(values: readonly number[]): number {
   return values.length === 0 ? 0 : Math.round((10 * values.reduce((sum, v) => sum + v, 0)) / values.length) / 10;
 }
 
+/** Discord's colours: Go's purple for the object-per-entry cache, Rust's blue for the engine; greys for the controls. */
+function colorOf(result: RunResult): string {
+  if (result.role === 'churn control') return '#5f6368';
+  if (result.preload === 0) return '#b0b4b9';
+  return result.impl === 'lru-cache' ? '#8e44ad' : '#2f80ed';
+}
+
+function overlayNameOf(result: RunResult): string {
+  const held = result.preload >= 1e6 ? `${result.preload / 1e6}M` : result.preload.toLocaleString('en-US');
+  if (result.role === 'churn control') return `control: engine, ${held}, same churn`;
+  if (result.preload === 0) return 'control: engine, empty';
+  return `${result.impl}, ${held}`;
+}
+
 /** Who a run was, for the chart: a table and what it held, or one of the controls. */
 function heldBy(result: RunResult, churnMode: boolean): string {
   const held = `${result.impl} holding ${result.preload.toLocaleString('en-US')} read states`;
@@ -458,9 +472,12 @@ async function writeChart(results: ResultsFile, path: string): Promise<void> {
   const preload = Math.max(0, ...results.runs.map((run) => run.result.preload));
   // Without a control (--skip-control, or a results file from before it existed) the title must not claim one.
   const withControl = preload > 0 && results.runs.some((run) => run.result.preload === 0 || run.result.role === 'churn control');
-  const churnMode = results.conditions.workingSet !== '1x';
+  // Results files from before churn mode have no workingSet: the constant mode.
+  const churnMode = (results.conditions.workingSet ?? '1x') !== '1x';
   const svg = await renderSpikeChart(
     results.runs.map(({ result, series, gateway }) => ({
+      name: overlayNameOf(result),
+      color: colorOf(result),
       label: `${heldBy(result, churnMode)}\n${result.spikeSeconds} spike second${result.spikeSeconds === 1 ? '' : 's'}, longest GC pause ${result.gcMaxMs} ms, peak RSS ${result.rssMB} MiB`,
       medianP99us: result.medianP99us,
       series,
