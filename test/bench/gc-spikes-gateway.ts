@@ -20,7 +20,8 @@
 // benchmark measures: the memory they hold and the garbage collector's work over it while
 // the live load runs. With `--working-set-keys K` above N the table is full and a churn driver
 // (churn-load.ts) keeps it missing, loading, evicting and writing at `--churn-rate` acks/s
-// over K keys, all of them written to Cassandra first (the churn control: N = 0).
+// over K keys, all of them written to Cassandra first (the churn control is the same with a
+// small N).
 
 import { monitorEventLoopDelay, PerformanceObserver } from 'node:perf_hooks';
 import { parseArgs } from 'node:util';
@@ -85,9 +86,9 @@ async function main(): Promise<void> {
   );
 
   const now = Date.now();
-  const layout = new KeyLayout(workingSetKeys, channelSize);
-  // The idle control (no preload, no working set) stays the bare gateway under the swarm; the
-  // churn control holds nothing and churns.
+  // The preload's keys are the layout's first N, with or without churn.
+  const layout = new KeyLayout(Math.max(workingSetKeys, count), channelSize);
+  // The idle control (no preload, no working set) stays the bare gateway under the swarm.
   const churning = workingSetKeys > count;
   if (churning && values['seed-working-set']) {
     const seedStarted = performance.now();
