@@ -371,7 +371,13 @@ describe('nodes coming and going', () => {
     const movedUsers = owner.flatMap((node, user) => (node === leaving ? [user] : []));
     expect(movedUsers.length).toBeGreaterThan(0);
     for (const user of movedUsers) expect(workload.clients[user].client.stats.reconnectRequests - requestsBefore[user]).toBe(1);
-    expect(await workload.actual(nodes[0])).toEqual(workload.expected());
+    const actual = await workload.actual(nodes[0]);
+    const expected = workload.expected();
+    // Seen once in ~20 runs (an ack lost); the message says whose states differ, for whoever sees it next.
+    const differing = [...expected.keys()]
+      .filter((key) => JSON.stringify(actual.get(key)) !== JSON.stringify(expected.get(key)))
+      .map((key) => `${key} (user served by node ${owner[Number(key.split(':')[0])] + 1}${movedUsers.includes(Number(key.split(':')[0])) ? ', moved' : ''})`);
+    expect(actual, `states differing after node ${leaving + 1} stopped: ${differing.join(', ')}`).toEqual(expected);
   });
 
   it('a node that joins takes its share of shards; the users that move reconnect once, the others not at all', async () => {
