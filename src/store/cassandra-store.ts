@@ -216,12 +216,6 @@ export class CassandraReadStateStore implements ReadStateStore {
       else rows.push(params);
     }
     await this.ensureSchema();
-    // The common case under eviction churn, one evicted state at a time: one request, none of
-    // sendAll's bookkeeping.
-    if (byUser.size === 1 && records.length <= MAX_BATCH_ROWS) {
-      await this.writePartition(byUser.values().next().value!);
-      return;
-    }
     const requests: Array<() => Promise<unknown>> = [];
     for (const rows of byUser.values()) {
       for (let at = 0; at < rows.length; at += MAX_BATCH_ROWS) requests.push(() => this.writePartition(rows.slice(at, at + MAX_BATCH_ROWS)));
@@ -355,31 +349,18 @@ function column<T extends Long | number>(row: Row, name: string): T {
  * the whole call; the call waits for those in flight, so none is still running when it
  * throws the first error.
  */
-function sendAll(requests: ReadonlyArray<() => Promise<unknown>>, maxInFlight: number | undefined, what: string): Promise<void> {
-  // A counter and two shared callbacks rather than an async closure per request: under
-  // eviction churn this runs for every few states written.
-  const limit = maxInFlight ?? requests.length;
-  let next = 0;
-  let running = 0;
+async function sendAll(requests: ReadonlyArray<() => Promise<unknown>>, maxInFlight: number | undefined, what: string): Promise<void> {
+  const limit = new InFlightLimit(maxInFlight ?? requests.length);
+  let sent = 0;
   const errors: unknown[] = [];
-  return new Promise((resolve, reject) => {
-    const launch = () => {
-      while (running < limit && next < requests.length && errors.length === 0) {
-        running++;
-        requests[next++]().then(settled, failed);
-      }
-      if (running > 0) return;
-      if (errors.length === 0) resolve();
-      else reject(new Error(`${what}: ${errors.length} of ${next} requests sent failed`, { cause: errors[0] }));
-    };
-    const settled = () => {
-      running--;
-      launch();
-    };
-    const failed = (error: unknown) => {
-      errors.push(error);
-      settled();
-    };
-    launch();
-  });
+  await Promise.all(
+    requests.map((request) =>
+      limit.run(async () => {
+        if (errors.length > 0) return;
+        sent++;
+        await request().catch((error: unknown) => errors.push(error));
+      }),
+    ),
+  );
+  if (errors.length > 0) throw new Error(`${what}: ${errors.length} of ${sent} requests sent failed`, { cause: errors[0] });
 }

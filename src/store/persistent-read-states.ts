@@ -170,8 +170,6 @@ export class PersistentReadStates implements DirtyEvictionSink, FlushSink {
   private readonly userHalves = new Uint32Array(2);
   private readonly channelHalves = new Uint32Array(2);
   private readonly messageHalves = new Uint32Array(2);
-  /** user, channel and acked id of the record being inserted (a load inserts one per miss). */
-  private readonly recordHalves = new Uint32Array(6);
   private readonly mentionHalves = new Uint32Array(2 * 1024);
   private readonly viewScratch = emptyView();
 
@@ -690,15 +688,14 @@ export class PersistentReadStates implements DirtyEvictionSink, FlushSink {
 
   /** Inserts a loaded record; the slot, or -1 when the table is full of unwritable dirty entries. */
   private insertRecord(record: ReadStateRecord): number {
-    const ids = this.recordHalves;
-    this.halvesAt(record.userId, ids, 0);
-    this.halvesAt(record.channelId, ids, 2);
+    const user = this.pair(record.userId);
+    const channel = this.pair(record.channelId);
     const table = this.engine.table;
-    const slot = table.insert(ids[0], ids[1], ids[2], ids[3]);
+    const slot = table.insert(user[0], user[1], channel[0], channel[1]);
     if (slot === -1) return -1;
     if (record.lastAckedId !== null) {
-      this.halvesAt(record.lastAckedId, ids, 4);
-      table.setAck(slot, ids[4], ids[5]);
+      const ack = this.pair(record.lastAckedId);
+      table.setAck(slot, ack[0], ack[1]);
     }
     table.setMentionBias(slot, record.mentionBias);
     table.setPinnedAt(slot, record.pinnedAt);
@@ -849,11 +846,7 @@ export class PersistentReadStates implements DirtyEvictionSink, FlushSink {
 
   /** Parses an id into `into`; ids reach here validated by the codec. */
   private halves(id: string, into: Uint32Array): Uint32Array {
-    return this.halvesAt(id, into, 0);
-  }
-
-  private halvesAt(id: string, into: Uint32Array, offset: number): Uint32Array {
-    if (!parseSnowflake(id, into, offset)) throw new Error(`malformed snowflake ${id}`);
+    if (!parseSnowflake(id, into, 0)) throw new Error(`malformed snowflake ${id}`);
     return into;
   }
 
