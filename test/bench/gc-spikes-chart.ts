@@ -41,6 +41,19 @@ const SPIKE_LINE = 'spike';
 /** One chart of a vertical concatenation. */
 type ConcatLane = Extract<TopLevelSpec, { vconcat: unknown }>['vconcat'][number];
 
+/** The x axis of every lane: the simulator's measured seconds. */
+const TIME_AXIS = { field: 't', type: 'quantitative', title: 'seconds of measured load' } as const;
+// Symmetric log: the engine's few milliseconds and the seconds-long full collections stay
+// readable on one axis (and a second without any GC pause sits at 0).
+const LATENCY_AXIS = {
+  field: 'ms',
+  type: 'quantitative',
+  title: 'milliseconds (symmetric log scale)',
+  scale: { type: 'symlog', constant: 1 },
+  // A mutable array: vega-lite's types take no readonly one.
+  axis: { values: [0, 1, 3, 10, 30, 100, 300, 1000, 3000, 10000] as number[] },
+} as const;
+
 const CHURN_LINES = ['misses/s', 'evictions/s'];
 const CHURN_COLORS = ['#c2410c', '#0e7490'];
 
@@ -62,8 +75,8 @@ function overlayOf(runs: readonly ChartRun[]): ConcatLane {
       height: 260,
       mark: { type: 'line', strokeWidth: 1.2, interpolate: 'step-after' },
       encoding: {
-        x: { field: 't', type: 'quantitative', title: 'seconds of measured load' },
-        y: { field: 'ms', type: 'quantitative', title: 'milliseconds (symmetric log scale)', scale: { type: 'symlog', constant: 1 }, axis: { values: [0, 1, 3, 10, 30, 100, 300, 1000, 3000, 10000] } },
+        x: TIME_AXIS,
+        y: LATENCY_AXIS,
         color: { field: 'name', type: 'nominal', title: null, sort: runs.map((run) => run.name), scale: { domain: runs.map((run) => run.name), range: runs.map((run) => run.color) }, legend: { orient: 'top', labelLimit: 400 } },
         // The tables under test drawn over the controls.
         order: { field: 'name', sort: 'descending' },
@@ -99,16 +112,8 @@ export async function renderSpikeChart(runs: readonly ChartRun[], title: string,
         width: 420,
         height: 300,
         encoding: {
-          x: { field: 't', type: 'quantitative', title: 'seconds of measured load' },
-          // Symmetric log: the engine's few milliseconds and the seconds-long full collections
-          // stay readable on one axis (and a second without any GC pause sits at 0).
-          y: {
-            field: 'ms',
-            type: 'quantitative',
-            title: 'milliseconds (symmetric log scale)',
-            scale: { type: 'symlog', constant: 1 },
-            axis: { values: [0, 1, 3, 10, 30, 100, 300, 1000, 3000, 10000] },
-          },
+          x: TIME_AXIS,
+          y: LATENCY_AXIS,
         },
         layer: [
           {
@@ -141,7 +146,7 @@ export async function renderSpikeChart(runs: readonly ChartRun[], title: string,
         height: 110,
         mark: { type: 'line', strokeWidth: 1, interpolate: 'step-after' },
         encoding: {
-          x: { field: 't', type: 'quantitative', title: 'seconds of measured load' },
+          x: TIME_AXIS,
           y: { field: 'perSecond', type: 'quantitative', title: 'per second' },
           color: { field: 'line', type: 'nominal', title: null, sort: CHURN_LINES, scale: { domain: CHURN_LINES, range: CHURN_COLORS }, legend: { orient: 'bottom' } },
           strokeDash: { field: 'line', type: 'nominal', sort: CHURN_LINES, legend: null },
