@@ -6,8 +6,9 @@
 //   their users away (RECONNECT + 4010) and writes what they changed; then this node
 //   publishes a hand-off on `<prefix>.handoff` naming the node set it acted on;
 // - shards it gained from a node that is still alive are served once that node's hand-off
-//   for a node set including this one arrives (its changes are in Cassandra by then), or
-//   after handoffTimeoutMs;
+//   for a node set that gives the shard to another node arrives (it has released the shard
+//   and its changes are in Cassandra by then), or after handoffTimeoutMs. An older hand-off
+//   of the same node, for a set in which it still owned the shard, does not count;
 // - shards it gained from a node that vanished (killed) are served at once: nothing can be
 //   handed over, and what the lost node had not written yet is lost (its flush window).
 // - a node that stops cleanly says so first (the others drop it from their maps at once and
@@ -53,7 +54,8 @@ export class ShardOwnership {
   private settleTimer: NodeJS.Timeout | undefined;
   /** Releases run one after another, in map order. */
   private releasing: Promise<void> = Promise.resolve();
-  private readonly heardHandoffs = new Map<number, number[]>();
+  /** Each node's latest hand-off, as the map of the node set it acted on. */
+  private readonly heardHandoffs = new Map<number, ShardMap>();
   /** The shards this node owned when it started to leave: handed over at stop(). */
   private readonly leftShards: number[] = [];
   private readonly readyListeners: Array<() => void> = [];
@@ -226,7 +228,7 @@ export class ShardOwnership {
 
   private expectHandoffs(shards: Set<number>): void {
     // A hand-off may have been heard before this node's map was computed.
-    for (const [from, nodes] of this.heardHandoffs) if (nodes.includes(this.selfId)) this.handedOverBy(from);
+    for (const [from, actedOn] of this.heardHandoffs) this.handedOverBy(from, actedOn);
     const pending = [...shards].filter((shard) => this.awaiting.has(shard));
     if (pending.length === 0) return;
     const timer = setTimeout(() => {
@@ -241,14 +243,16 @@ export class ShardOwnership {
   }
 
   private heardHandoff(handoff: Handoff): void {
-    if (typeof handoff?.from !== 'number' || !Array.isArray(handoff.nodes) || handoff.from === this.selfId) return;
+    if (typeof handoff?.from !== 'number' || !Array.isArray(handoff.nodes) || !handoff.nodes.every(Number.isInteger) || handoff.from === this.selfId) return;
     this.log.debug({ from: handoff.from, nodes: handoff.nodes, released: handoff.released?.length }, 'hand-off heard');
-    this.heardHandoffs.set(handoff.from, handoff.nodes);
-    if (handoff.nodes.includes(this.selfId)) this.handedOverBy(handoff.from);
+    const actedOn = new ShardMap(this.options.shards, handoff.nodes);
+    this.heardHandoffs.set(handoff.from, actedOn);
+    this.handedOverBy(handoff.from, actedOn);
   }
 
-  private handedOverBy(from: number): void {
-    for (const [shard, owner] of this.awaiting) if (owner === from) this.serve(shard, false);
+  /** `from` has acted on the map `actedOn`: it no longer serves the shards that map gives to others. */
+  private handedOverBy(from: number, actedOn: ShardMap): void {
+    for (const [shard, owner] of this.awaiting) if (owner === from && actedOn.ownerOf(shard) !== from) this.serve(shard, false);
   }
 
   /** Also when the handing node vanished: membership removes it, remap sees it gone. */
