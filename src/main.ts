@@ -45,16 +45,22 @@ async function main(): Promise<void> {
     mountRoutes: (app) => mountDemo(app, { config, log }),
     cluster: cluster?.gatewayParts(),
   });
-  if (cluster !== undefined) {
+  let port: number;
+  if (cluster === undefined) {
+    // Development only (a no-op in production): seed before listening so no session misses a dispatch.
+    await seedDemo({ config, operations: gateway.adminOperations, log });
+    port = await gateway.listen();
+  } else {
     cluster.attach(gateway);
+    // Listen before the others hear that this node is ready: they send its users here at once
+    // (RECONNECT), and a refused connection would send them on a detour. A session that comes
+    // before the node knows its shards waits for the map (docs/protocol.md "Cluster").
+    port = await gateway.listen();
     cluster.start();
-    // Users are only served once the node knows which shards are its own.
     await cluster.whenMapped();
+    // Development only: the node with the lowest id seeds the demo, through the others.
+    if (cluster.isFirstNode()) await seedDemo({ config, operations: gateway.adminOperations, log });
   }
-  // Development only (both are no-ops in production): seed before listening so no session
-  // misses a dispatch. On a cluster, the node with the lowest id seeds, through the others.
-  if (cluster?.isFirstNode() ?? true) await seedDemo({ config, operations: gateway.adminOperations, log });
-  const port = await gateway.listen();
   log.info({ host: config.host, port, keyspace: config.cassandraKeyspace, workerId: config.workerId, node: config.cluster?.nodeId, url: config.cluster?.publicUrl }, 'gateway listening');
   const demoUrl = demoPageUrl(config, port);
   if (demoUrl !== null) log.info({ url: demoUrl }, `demo page: ${demoUrl}`);
