@@ -214,7 +214,7 @@ class Workload {
   /** When each step of the script was acknowledged (epoch ms). */
   readonly stepTimes: number[] = [];
   readonly clients: ClusterUser[] = [];
-  failures: Array<{ user: number; error: unknown }> = [];
+  failures: Array<{ user: number; error: unknown; kind: 'post' | 'ack'; channel: number }> = [];
   private stopped = false;
 
   constructor(userCount: number, channelCount: number) {
@@ -246,9 +246,10 @@ class Workload {
       const channel = random() < 0.5 ? user % this.channelIds.length : (user + 1) % this.channelIds.length;
       const channelId = this.channelIds[channel];
       const client = this.clients[user].client;
+      const newest = this.messageIds.lastIndexOf(this.clients[user].latest.get(channelId)?.last_message_id ?? '');
+      const kind = newest !== -1 && random() < 0.3 ? 'ack' : 'post';
       try {
-        const newest = this.messageIds.lastIndexOf(this.clients[user].latest.get(channelId)?.last_message_id ?? '');
-        if (newest !== -1 && random() < 0.3) {
+        if (kind === 'ack') {
           await client.ack(channelId, this.messageIds[newest]);
           this.script.steps.push({ kind: 'ack', user, channel, message: newest });
           this.stepTimes.push(Date.now());
@@ -259,7 +260,7 @@ class Workload {
           this.stepTimes.push(Date.now());
         }
       } catch (error) {
-        this.failures.push({ user, error });
+        this.failures.push({ user, error, kind, channel });
       }
       await sleep(10);
     }
@@ -283,6 +284,42 @@ class Workload {
 
   expected(): Map<string, Expected> {
     return referenceRun(this.script, this.userIds, this.channelIds);
+  }
+
+  /**
+   * The states that differ from the reference run, each described, except those an unanswered
+   * post explains. A MESSAGE_CREATE whose socket closed before its answer (NotDeliveredError)
+   * may or may not have been applied (docs/protocol.md), and the reference has only what was
+   * answered: if it was applied, the channel's members count one more unread each such post and
+   * its newest message is one whose id no client learnt (-1), and its author's ack is that message.
+   * Nothing else may differ: an ack, a mention or an answered post lost is still reported.
+   */
+  unexplained(actual: Map<string, Expected>, expected: Map<string, Expected>): string[] {
+    const unanswered = new Map<number, { posts: number; authors: Set<number> }>();
+    for (const { kind, channel, user } of this.failures) {
+      if (kind !== 'post') continue;
+      const entry = unanswered.get(channel) ?? { posts: 0, authors: new Set<number>() };
+      entry.posts++;
+      entry.authors.add(user);
+      unanswered.set(channel, entry);
+    }
+    const described: string[] = [];
+    for (const key of new Set([...expected.keys(), ...actual.keys()])) {
+      const got = actual.get(key);
+      const want = expected.get(key);
+      if (JSON.stringify(got) === JSON.stringify(want)) continue;
+      const [user, channel] = key.split(':').map(Number);
+      const posts = unanswered.get(channel);
+      const explained =
+        got !== undefined &&
+        want !== undefined &&
+        posts !== undefined &&
+        got.mentions === want.mentions &&
+        (got.newest === want.newest || got.newest === -1) &&
+        ((posts.authors.has(user) && got.acked === -1) || (got.acked === want.acked && got.unread >= want.unread && got.unread - want.unread <= posts.posts));
+      if (!explained) described.push(`${key}: ${JSON.stringify(got)}, expected ${JSON.stringify(want)}`);
+    }
+    return described;
   }
 }
 
@@ -333,15 +370,9 @@ describe('nodes coming and going', () => {
     const survivors = nodes.filter((_, i) => i !== victim);
     const expected = workload.expected();
     const actual = await workload.actual(survivors[0]);
-    let lost = 0;
-    for (const [key, want] of expected) {
-      const user = Number(key.split(':')[0]);
-      if (victimUsers.has(user)) {
-        if (JSON.stringify(actual.get(key)) !== JSON.stringify(want)) lost++;
-      } else {
-        expect({ key, ...actual.get(key) }).toEqual({ key, ...want });
-      }
-    }
+    const differing = workload.unexplained(actual, expected);
+    const lost = differing.filter((state) => victimUsers.has(Number(state.split(':')[0]))).length;
+    expect(differing.filter((state) => !victimUsers.has(Number(state.split(':')[0])))).toEqual([]);
     // eslint-disable-next-line no-console
     const victimSteps = workload.script.steps.flatMap((step, i) => (victimUsers.has(step.kind === 'ack' ? step.user : step.author) ? [workload.stepTimes[i]] : []));
     const inLastWindow = victimSteps.filter((at) => killedAt - at < 2000).length;
@@ -371,13 +402,8 @@ describe('nodes coming and going', () => {
     const movedUsers = owner.flatMap((node, user) => (node === leaving ? [user] : []));
     expect(movedUsers.length).toBeGreaterThan(0);
     for (const user of movedUsers) expect(workload.clients[user].client.stats.reconnectRequests - requestsBefore[user]).toBe(1);
-    const actual = await workload.actual(nodes[0]);
-    const expected = workload.expected();
-    // Seen once in ~20 runs (an ack lost); the message says whose states differ, for whoever sees it next.
-    const differing = [...expected.keys()]
-      .filter((key) => JSON.stringify(actual.get(key)) !== JSON.stringify(expected.get(key)))
-      .map((key) => `${key} (user served by node ${owner[Number(key.split(':')[0])] + 1}${movedUsers.includes(Number(key.split(':')[0])) ? ', moved' : ''})`);
-    expect(actual, `states differing after node ${leaving + 1} stopped: ${differing.join(', ')}`).toEqual(expected);
+    const differing = workload.unexplained(await workload.actual(nodes[0]), workload.expected());
+    expect(differing.map((state) => `${state} (user served by node ${owner[Number(state.split(':')[0])] + 1}${movedUsers.includes(Number(state.split(':')[0])) ? ', moved' : ''})`)).toEqual([]);
   });
 
   it('a node that joins takes its share of shards; the users that move reconnect once, the others not at all', async () => {
@@ -408,6 +434,6 @@ describe('nodes coming and going', () => {
     const view = (await joining.api.call('GET', '/v1/cluster')).body as { nodes: Array<{ shards: number }> };
     for (const node of view.nodes) expect(node.shards).toBeGreaterThan(1024 / 3 / 2);
     expect(workload.failures.every(({ error }) => error instanceof Error && error.name === 'NotDeliveredError')).toBe(true);
-    expect(await workload.actual(joining)).toEqual(workload.expected());
+    expect(workload.unexplained(await workload.actual(joining), workload.expected())).toEqual([]);
   });
 });
