@@ -234,6 +234,9 @@ export class Connection implements SessionLink {
       return this.close(CloseCode.unknownError);
     }
     if (this.isClosed) return;
+    // The user's shard may have moved during the load (a node joined): its sockets were sent
+    // on then, and this one, not yet a session, was not among them.
+    if (await this.routedElsewhere(userId)) return;
     // Changes that landed between the load and now are in the resident states.
     const readStates = states.map((state) => this.env.readStates.viewOf(userId, state.channel_id) ?? state);
     this.session = this.env.sessions.open(userId, this.encoding, this, readStates);
