@@ -7,7 +7,7 @@ import type { Config } from '../config.js';
 import { CloseCode, type Encoding } from './codec.js';
 import { Dispatcher } from './dispatch.js';
 import { mountHttpApi } from './http-api.js';
-import { Outbox, type OutboxSlot } from './outbox.js';
+import { newOutboxSlot, Outbox, type OutboxSlot } from './outbox.js';
 import { GatewayMetrics } from './metrics.js';
 import type { ReadStateService } from './read-state-service.js';
 import { type AdminOperations, LocalAdminOperations } from './admin-operations.js';
@@ -107,7 +107,7 @@ export class Gateway {
           res.end(JSON.stringify({ code: 50035, message: 'encoding must be json or msgpack' }));
           return;
         }
-        const data: SocketData = { encoding, connection: undefined, outbox: { queued: null, binary: encoding === 'msgpack', closed: false } };
+        const data: SocketData = { encoding, connection: undefined, outbox: newOutboxSlot(encoding === 'msgpack') };
         res.upgrade(data, req.getHeader('sec-websocket-key'), req.getHeader('sec-websocket-protocol'), req.getHeader('sec-websocket-extensions'), context);
       },
       open: (ws) => {

@@ -5,56 +5,103 @@
 // per answer where an echo server pays one per batch. Queued here, every frame a socket
 // gets during one turn of the loop leaves in one corked write, right after the loop's I/O
 // phase (setImmediate), in the order the frames were queued.
+//
+// Byte frames are copied into one arena shared by every socket for the turn, not into a
+// Uint8Array each: a copy of more than 64 bytes gets a backing store of its own outside the
+// heap, and at 20,000 updates a second those allocations and their sweeping by the GC were
+// the largest per-update cost left. uWS copies what it is given, so the arena is reused as
+// soon as the turn's frames are written.
 
 import type { WebSocket } from 'uWebSockets.js';
 import type { Frame } from './codec.js';
 
-/** A socket's pending frames (null when nothing is queued). */
+const FIRST_ARENA_BYTES = 256 * 1024;
+/** An arena grown past this by a burst is given back after the turn. */
+const KEPT_ARENA_BYTES = 4 * 1024 * 1024;
+
+/** A socket's pending frames: strings, and byte frames as (start, end) offsets into the arena. */
 export interface OutboxSlot {
-  queued: Frame[] | null;
+  queued: Array<string | number>;
+  /** Listed among the sockets to write at the end of the turn. */
+  due: boolean;
   binary: boolean;
   closed: boolean;
 }
 
+export function newOutboxSlot(binary: boolean): OutboxSlot {
+  return { queued: [], due: false, binary, closed: false };
+}
+
 export class Outbox {
-  private readonly due: Array<[WebSocket<unknown>, OutboxSlot]> = [];
+  private readonly dueSockets: Array<WebSocket<unknown>> = [];
+  private readonly dueSlots: OutboxSlot[] = [];
+  private arena = new Uint8Array(FIRST_ARENA_BYTES);
+  private used = 0;
   private scheduled = false;
   private readonly flushAll = () => this.flush();
 
-  /** Queues a frame. Msgpack frames may be views of a reused buffer: they are copied. */
+  /** Queues a frame. Byte frames may be views of a reused buffer: they are copied. */
   send(ws: WebSocket<unknown>, slot: OutboxSlot, frame: Frame): void {
     if (slot.closed) return;
-    // new Uint8Array(view) copies (Buffer#slice would not).
-    const copy = typeof frame === 'string' ? frame : new Uint8Array(frame);
-    if (slot.queued === null) {
-      slot.queued = [copy];
-      this.due.push([ws, slot]);
-      if (!this.scheduled) {
-        this.scheduled = true;
-        setImmediate(this.flushAll);
-      }
+    if (typeof frame === 'string') {
+      slot.queued.push(frame);
     } else {
-      slot.queued.push(copy);
+      const start = this.reserve(frame.length);
+      this.arena.set(frame, start);
+      slot.queued.push(start, this.used);
+    }
+    if (slot.due) return;
+    slot.due = true;
+    this.dueSockets.push(ws);
+    this.dueSlots.push(slot);
+    if (!this.scheduled) {
+      this.scheduled = true;
+      setImmediate(this.flushAll);
     }
   }
 
   /** Writes what one socket has queued now (before closing it, so nothing queued is lost). */
   flushSocket(ws: WebSocket<unknown>, slot: OutboxSlot): void {
-    const frames = slot.queued;
-    if (frames === null || slot.closed) return;
-    slot.queued = [];
+    const queued = slot.queued;
+    if (queued.length === 0 || slot.closed) return;
     ws.cork(() => {
       // A send can close the socket (backpressure limit): stop there.
-      for (let i = 0; i < frames.length && !slot.closed; i++) ws.send(frames[i], slot.binary);
+      for (let i = 0; i < queued.length && !slot.closed; i++) {
+        const item = queued[i];
+        if (typeof item === 'string') ws.send(item, slot.binary);
+        else ws.send(this.arena.subarray(item, queued[++i] as number), slot.binary);
+      }
     });
+    queued.length = 0;
   }
 
   private flush(): void {
     this.scheduled = false;
-    const due = this.due.splice(0, this.due.length);
-    for (const [ws, slot] of due) {
-      this.flushSocket(ws, slot);
-      slot.queued = null;
+    const sockets = this.dueSockets;
+    const slots = this.dueSlots;
+    for (let i = 0; i < sockets.length; i++) {
+      this.flushSocket(sockets[i], slots[i]);
+      slots[i].due = false;
+      // A closed socket's frames are dropped (nothing reads them).
+      slots[i].queued.length = 0;
     }
+    sockets.length = 0;
+    slots.length = 0;
+    this.used = 0;
+    if (this.arena.length > KEPT_ARENA_BYTES) this.arena = new Uint8Array(FIRST_ARENA_BYTES);
+  }
+
+  /** Room for `bytes` more in the arena; a full arena is replaced by one twice as large, queued frames copied over. */
+  private reserve(bytes: number): number {
+    const start = this.used;
+    if (start + bytes > this.arena.length) {
+      let size = this.arena.length * 2;
+      while (size < start + bytes) size *= 2;
+      const larger = new Uint8Array(size);
+      larger.set(this.arena.subarray(0, start));
+      this.arena = larger;
+    }
+    this.used = start + bytes;
+    return start;
   }
 }
