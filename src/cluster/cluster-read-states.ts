@@ -15,7 +15,7 @@ import { isMoved, type NodeRequests } from './node-requests.js';
 import { shardOfId } from './shard-map.js';
 import type { ShardOwnership } from './shard-ownership.js';
 
-type Delegated = 'loadUser' | 'join' | 'leave' | 'viewOf' | 'view';
+type Delegated = 'loadUser' | 'join' | 'leave' | 'viewOf' | 'viewInto' | 'view';
 
 interface PostRequest {
   t: 'post';
@@ -44,6 +44,7 @@ export class ClusterReadStates implements ReadStateService {
   readonly join: PersistentReadStates['join'];
   readonly leave: PersistentReadStates['leave'];
   readonly viewOf: PersistentReadStates['viewOf'];
+  readonly viewInto: PersistentReadStates['viewInto'];
   readonly view: PersistentReadStates['view'];
   /** Tells this node's online members (the author's sessions included) of a message applied here. Set by the wiring to the dispatcher. */
   membersChanged: (result: CreateResult) => void = () => {};
@@ -57,6 +58,7 @@ export class ClusterReadStates implements ReadStateService {
     this.join = delegate('join');
     this.leave = delegate('leave');
     this.viewOf = delegate('viewOf');
+    this.viewInto = delegate('viewInto');
     this.view = delegate('view');
     options.requests.handle('post', (request) => this.postForAnotherNode(request as unknown as PostRequest));
   }

@@ -6,7 +6,8 @@
 // prepared once (PreparedReadState) and only its sequence (and the requester's nonce)
 // is written per session.
 
-import { parseSnowflake } from '../engine/snowflake.js';
+import type { ReadStateView } from '../engine/read-states.js';
+import { formatSnowflake, parseSnowflake } from '../engine/snowflake.js';
 import type { ReadStateJson } from '../store/persistent-read-states.js';
 import { decodeMessagePack, encodeMessagePack } from './msgpack.js';
 
@@ -258,6 +259,8 @@ function encodePayload(encoding: Encoding, op: number, d: unknown): Frame {
 /** `{op: 0, t: "READ_STATE_UPDATE", s:` in MessagePack: a map of 4 entries (fixmap 0x84), then `s`'s value and `d`. */
 const UPDATE_HEAD = Buffer.concat([Buffer.of(0x84), ...['op', Op.dispatch, 't', 'READ_STATE_UPDATE', 's'].map((part) => Buffer.from(encodeMessagePack(part)))]);
 const D_KEY = Buffer.from(encodeMessagePack('d'));
+/** Ids parsed by PreparedReadState.ofState. */
+const halves = new Uint32Array(6);
 /** Where READ_STATE_UPDATE frames are assembled: ids, counts and a 64-code-point nonce stay far below 1 KiB. */
 const frameBuffer = Buffer.allocUnsafe(1024);
 
@@ -277,11 +280,25 @@ function put(part: Uint8Array, at: number): number {
   return at + part.length;
 }
 
-/** An id, quoted, or null. Ids are canonical digit strings from the engine: nothing to escape. */
-function putId(id: string | null, at: number): number {
-  if (id === null) return put(JSON_NULL, at);
+/** A message id from its uint32 halves, quoted, or null for (0, 0) as in the engine. */
+function putMessageId(hi: number, lo: number, at: number): number {
+  return hi === 0 && lo === 0 ? put(JSON_NULL, at) : putId(hi, lo, at);
+}
+
+/** An id from its uint32 halves, quoted: formatSnowflake's digits, with no string built. */
+function putId(hi: number, lo: number, at: number): number {
   frameBuffer[at++] = 0x22;
-  for (let i = 0; i < id.length; i++) frameBuffer[at++] = id.charCodeAt(i);
+  if (hi < 0x200000) {
+    // Below 2^53 a double holds the value exactly.
+    at = putInteger(hi * 0x100000000 + lo, at);
+  } else {
+    // Split at 10^6 as formatSnowflake does (2^32 = 4294 * 10^6 + 967296): every step exact.
+    const low = hi * 967296 + lo;
+    const carry = Math.floor(low / 1e6);
+    at = putInteger(hi * 4294 + carry, at);
+    for (let i = at + 5, rest = low - carry * 1e6; i >= at; i--, rest = Math.floor(rest / 10)) frameBuffer[i] = 0x30 + (rest % 10);
+    at += 6;
+  }
   frameBuffer[at++] = 0x22;
   return at;
 }
@@ -300,23 +317,59 @@ function putInteger(value: number, at: number): number {
 
 /**
  * A READ_STATE_UPDATE whose body is encoded once per encoding and reused for every session
- * it goes to; each session only adds its sequence number, the requester its nonce.
+ * it goes to; each session only adds its sequence number, the requester its nonce. It holds
+ * the state as numbers (ids as uint32 halves, (0, 0) for null), the engine's own form, so a
+ * fan-out to many members builds no id string per member.
  */
 export class PreparedReadState {
   private msgpack: Uint8Array | undefined;
-  private halves: Uint32Array | undefined;
+  private json: ReadStateJson | undefined;
 
-  constructor(readonly state: ReadStateJson) {}
+  /**
+   * Channel, last message and last acked ids as (hi, lo) pairs ((0, 0) for null), then unread
+   * and mention counts: doubles, so the halves and any count are exact.
+   */
+  private constructor(readonly values: Float64Array) {}
 
-  /** channel_id, last_message_id, last_acked_id as (hi, lo) pairs, 0 for null: parsed once for every session's resume buffer. */
-  idHalves(): Uint32Array {
-    if (this.halves !== undefined) return this.halves;
-    const halves = new Uint32Array(6);
-    const { channel_id, last_message_id, last_acked_id } = this.state;
-    parseSnowflake(channel_id, halves, 0);
-    if (last_message_id !== null) parseSnowflake(last_message_id, halves, 2);
-    if (last_acked_id !== null) parseSnowflake(last_acked_id, halves, 4);
-    return (this.halves = halves);
+  static ofView(view: ReadStateView): PreparedReadState {
+    const values = new Float64Array(8);
+    values[0] = view.channelHi;
+    values[1] = view.channelLo;
+    values[2] = view.lastMessageHi;
+    values[3] = view.lastMessageLo;
+    values[4] = view.ackHi;
+    values[5] = view.ackLo;
+    values[6] = view.unread;
+    values[7] = view.mentions;
+    return new PreparedReadState(values);
+  }
+
+  static ofState(state: ReadStateJson): PreparedReadState {
+    const values = new Float64Array(8);
+    parseSnowflake(state.channel_id, halves, 0);
+    if (state.last_message_id !== null) parseSnowflake(state.last_message_id, halves, 2);
+    else halves[2] = halves[3] = 0;
+    if (state.last_acked_id !== null) parseSnowflake(state.last_acked_id, halves, 4);
+    else halves[4] = halves[5] = 0;
+    values.set(halves);
+    values[6] = state.unread_count;
+    values[7] = state.mention_count;
+    const update = new PreparedReadState(values);
+    update.json = state;
+    return update;
+  }
+
+  /** The state as the protocol writes it (built once, for MessagePack and nonces). */
+  get state(): ReadStateJson {
+    if (this.json !== undefined) return this.json;
+    const v = this.values;
+    return (this.json = {
+      channel_id: formatSnowflake(v[0], v[1]),
+      last_message_id: v[2] === 0 && v[3] === 0 ? null : formatSnowflake(v[2], v[3]),
+      last_acked_id: v[4] === 0 && v[5] === 0 ? null : formatSnowflake(v[4], v[5]),
+      unread_count: v[6],
+      mention_count: v[7],
+    });
   }
 
   /**
@@ -341,13 +394,13 @@ export class PreparedReadState {
 
   /** The JSON text of the frame, as bytes (the text JSON.stringify would give). */
   private jsonBytes(sequence: number, nonce: Nonce | undefined): Uint8Array {
-    const s = this.state;
+    const v = this.values;
     let at = putInteger(sequence, put(JSON_UPDATE_HEAD, 0));
-    at = putId(s.channel_id, put(JSON_CHANNEL, at));
-    at = putId(s.last_message_id, put(JSON_LAST_MESSAGE, at));
-    at = putId(s.last_acked_id, put(JSON_LAST_ACKED, at));
-    at = putInteger(s.unread_count, put(JSON_UNREAD, at));
-    at = putInteger(s.mention_count, put(JSON_MENTIONS, at));
+    at = putId(v[0], v[1], put(JSON_CHANNEL, at));
+    at = putMessageId(v[2], v[3], put(JSON_LAST_MESSAGE, at));
+    at = putMessageId(v[4], v[5], put(JSON_LAST_ACKED, at));
+    at = putInteger(v[6], put(JSON_UNREAD, at));
+    at = putInteger(v[7], put(JSON_MENTIONS, at));
     // Only the requester's frame has one: at most 64 code points, escaped, well within the buffer.
     if (nonce !== undefined) {
       at = put(JSON_NONCE, at);

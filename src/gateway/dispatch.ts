@@ -7,6 +7,7 @@
 // for each of the user's sessions; only the requesting session gets the nonce.
 
 import type { Logger } from 'pino';
+import { emptyView } from '../engine/read-states.js';
 import type { CreateResult, ReadStateJson } from '../store/persistent-read-states.js';
 import { type Nonce, PreparedReadState } from './codec.js';
 import type { ReadStateService } from './read-state-service.js';
@@ -22,6 +23,8 @@ export class Dispatcher {
   private readonly users = new Map<string, OnlineUser>();
   /** Channel id -> ids of its members that are online. */
   private readonly channels = new Map<string, Set<string>>();
+  /** A member's state, read into this for each member a message changed. */
+  private readonly view = emptyView();
 
   constructor(
     private readonly readStates: ReadStateService,
@@ -57,7 +60,7 @@ export class Dispatcher {
 
   /** The user's state changed (an ack): every session of the user is told, the requester with its nonce. */
   readStateChanged(userId: string, state: ReadStateJson, origin?: Session, nonce?: Nonce): void {
-    const update = new PreparedReadState(state);
+    const update = PreparedReadState.ofState(state);
     origin?.sendReadState(update, nonce);
     this.sendToUser(userId, update, origin);
   }
@@ -67,7 +70,7 @@ export class Dispatcher {
     const user = this.users.get(userId);
     if (user === undefined) return;
     this.addMember(user, userId, state.channel_id);
-    this.sendToUser(userId, new PreparedReadState(state), undefined);
+    this.sendToUser(userId, PreparedReadState.ofState(state), undefined);
   }
 
   /** The user stopped being a member: its sessions get READ_STATE_DELETE. */
@@ -86,7 +89,7 @@ export class Dispatcher {
   messageCreated(result: CreateResult, authorId: string, origin?: Session, nonce?: Nonce): void {
     const authorState = result.changed.get(authorId);
     if (origin !== undefined && authorState !== undefined) {
-      const update = new PreparedReadState(authorState);
+      const update = PreparedReadState.ofState(authorState);
       origin.sendReadState(update, nonce);
       // Told already when the message was applied (a cluster node): the requester's answer was all that was left.
       if (result.membersTold !== true) this.sendToUser(authorId, update, origin);
@@ -102,22 +105,23 @@ export class Dispatcher {
     if (members !== undefined) {
       for (const userId of members) {
         if (userId === except) continue;
-        const state = changed.get(userId) ?? this.readStates.viewOf(userId, channelId);
-        if (state === undefined) missing.push(userId);
-        else this.sendToUser(userId, new PreparedReadState(state), undefined);
+        const state = changed.get(userId);
+        if (state !== undefined) this.sendToUser(userId, PreparedReadState.ofState(state), undefined);
+        else if (this.readStates.viewInto(userId, channelId, this.view)) this.sendToUser(userId, PreparedReadState.ofView(this.view), undefined);
+        else missing.push(userId);
       }
     }
     // Changed states of online users the channel index does not list (it should list them all).
     for (const [userId, state] of changed) {
       if (userId === except || members?.has(userId) === true || !this.users.has(userId)) continue;
-      this.sendToUser(userId, new PreparedReadState(state), undefined);
+      this.sendToUser(userId, PreparedReadState.ofState(state), undefined);
     }
     // States evicted from memory meanwhile: the view loaded later is the newest one, so
     // arriving after a newer update cannot move a client backwards.
     for (const userId of missing) {
       this.readStates.view(userId, channelId).then(
         (state) => {
-          if (state !== null) this.sendToUser(userId, new PreparedReadState(state), undefined);
+          if (state !== null) this.sendToUser(userId, PreparedReadState.ofState(state), undefined);
         },
         (error: unknown) => this.log.warn({ err: error, user: userId, channel: channelId }, 'loading a member state for fan-out failed'),
       );

@@ -3,4 +3,4 @@
 
 import type { PersistentReadStates } from '../store/persistent-read-states.js';
 
-export type ReadStateService = Pick<PersistentReadStates, 'loadUser' | 'createResident' | 'createMessage' | 'ackResident' | 'ack' | 'join' | 'leave' | 'viewOf' | 'view' | 'ready' | 'stats'>;
+export type ReadStateService = Pick<PersistentReadStates, 'loadUser' | 'createResident' | 'createMessage' | 'ackResident' | 'ack' | 'join' | 'leave' | 'viewOf' | 'viewInto' | 'view' | 'ready' | 'stats'>;

@@ -12,16 +12,14 @@
 // so bounded by its rate limit) sit in a Map beside the rows.
 
 import { formatSnowflake } from '../engine/snowflake.js';
-import type { ReadStateJson } from '../store/persistent-read-states.js';
+import { emptyView } from '../engine/read-states.js';
 import { encodeDispatch, type Encoding, type Frame, type Nonce, PreparedReadState } from './codec.js';
 
 const UPDATE = 1;
 const DELETE = 2;
 const RESUMED = 3;
-/** Flags beside the kind: the state's last_message_id / last_acked_id is null. */
-const NO_LAST_MESSAGE = 0x10;
-const NO_LAST_ACKED = 0x20;
-const KIND_MASK = 0x0f;
+/** Where replay() assembles each update before encoding it. */
+const replayView = emptyView();
 
 const IDS_PER_ROW = 6;
 const COUNTS_PER_ROW = 2;
@@ -77,12 +75,13 @@ export class ResumeBuffer {
   recordUpdate(update: PreparedReadState, nonce: Nonce | undefined): number {
     const row = this.append();
     if (row < 0) return this.last;
-    const halves = update.idHalves();
-    this.ids.set(halves, row * IDS_PER_ROW);
-    const { state } = update;
-    this.counts[row * COUNTS_PER_ROW] = state.unread_count;
-    this.counts[row * COUNTS_PER_ROW + 1] = state.mention_count;
-    this.kinds[row] = UPDATE | (state.last_message_id === null ? NO_LAST_MESSAGE : 0) | (state.last_acked_id === null ? NO_LAST_ACKED : 0);
+    const v = update.values;
+    const at = row * IDS_PER_ROW;
+    for (let i = 0; i < IDS_PER_ROW; i++) this.ids[at + i] = v[i];
+    this.counts[row * COUNTS_PER_ROW] = v[6];
+    this.counts[row * COUNTS_PER_ROW + 1] = v[7];
+    // A null id is (0, 0), as in the engine.
+    this.kinds[row] = UPDATE;
     if (nonce !== undefined) this.nonces.set(this.last, nonce);
     return this.last;
   }
@@ -112,16 +111,18 @@ export class ResumeBuffer {
       const row = (this.head + (s - first)) % this.rows;
       const kind = this.kinds[row];
       const at = row * IDS_PER_ROW;
-      switch (kind & KIND_MASK) {
+      switch (kind) {
         case UPDATE: {
-          const state: ReadStateJson = {
-            channel_id: formatSnowflake(this.ids[at], this.ids[at + 1]),
-            last_message_id: kind & NO_LAST_MESSAGE ? null : formatSnowflake(this.ids[at + 2], this.ids[at + 3]),
-            last_acked_id: kind & NO_LAST_ACKED ? null : formatSnowflake(this.ids[at + 4], this.ids[at + 5]),
-            unread_count: this.counts[row * COUNTS_PER_ROW],
-            mention_count: this.counts[row * COUNTS_PER_ROW + 1],
-          };
-          send(new PreparedReadState(state).frame(encoding, s, this.nonces.get(s)));
+          const view = replayView;
+          view.channelHi = this.ids[at];
+          view.channelLo = this.ids[at + 1];
+          view.lastMessageHi = this.ids[at + 2];
+          view.lastMessageLo = this.ids[at + 3];
+          view.ackHi = this.ids[at + 4];
+          view.ackLo = this.ids[at + 5];
+          view.unread = this.counts[row * COUNTS_PER_ROW];
+          view.mentions = this.counts[row * COUNTS_PER_ROW + 1];
+          send(PreparedReadState.ofView(view).frame(encoding, s, this.nonces.get(s)));
           break;
         }
         case DELETE:

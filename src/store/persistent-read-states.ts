@@ -439,6 +439,14 @@ export class PersistentReadStates implements DirtyEvictionSink, FlushSink {
     return slot === -1 ? undefined : toJson(this.engine.view(slot, this.viewScratch));
   }
 
+  /** viewOf as numbers, into `out` (fan-out: no object or id string per member); false if not resident. */
+  viewInto(userId: string, channelId: string, out: ReadStateView): boolean {
+    const slot = this.residentSlot(userId, channelId);
+    if (slot === -1) return false;
+    this.engine.view(slot, out);
+    return true;
+  }
+
   /** The state, loaded if needed; null when the user is not a member. */
   async view(userId: string, channelId: string): Promise<ReadStateJson | null> {
     if (!(await this.ensureChannel(channelId))) return null;

@@ -89,7 +89,7 @@ function statePool(): PreparedReadState[] {
   const base = 1n << 60n;
   return Array.from({ length: STATE_POOL }, (_, i) => {
     const id = (n: number) => (base + BigInt(i * 1000 + n)).toString();
-    return new PreparedReadState({ channel_id: id(0), last_message_id: id(2), last_acked_id: id(1), unread_count: i % 1000, mention_count: i % 7 });
+    return PreparedReadState.ofState({ channel_id: id(0), last_message_id: id(2), last_acked_id: id(1), unread_count: i % 1000, mention_count: i % 7 });
   });
 }
 

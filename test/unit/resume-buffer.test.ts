@@ -3,6 +3,7 @@
 
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
+import { parseSnowflake } from '../../src/engine/snowflake.js';
 import { encodeDispatch, type Encoding, PreparedReadState } from '../../src/gateway/codec.js';
 import { decodeMessagePack } from '../../src/gateway/msgpack.js';
 import { RESUME_ROW_BYTES, ResumeBuffer } from '../../src/gateway/resume-buffer.js';
@@ -10,10 +11,12 @@ import type { ReadStateJson } from '../../src/store/persistent-read-states.js';
 
 const SESSION_ID = '0123456789abcdef0123456789abcdef';
 const snowflake = fc.bigInt({ min: 0n, max: (1n << 64n) - 1n }).map(String);
+// A message id is never 0: the engine's (0, 0) is "none" (null).
+const messageId = fc.bigInt({ min: 1n, max: (1n << 64n) - 1n }).map(String);
 const state: fc.Arbitrary<ReadStateJson> = fc.record({
   channel_id: snowflake,
-  last_message_id: fc.option(snowflake, { nil: null }),
-  last_acked_id: fc.option(snowflake, { nil: null }),
+  last_message_id: fc.option(messageId, { nil: null }),
+  last_acked_id: fc.option(messageId, { nil: null }),
   unread_count: fc.nat({ max: 1000 }),
   mention_count: fc.nat({ max: 1000 }),
 });
@@ -39,11 +42,12 @@ describe('resume buffer', () => {
         const sent: unknown[] = [];
         for (const op of operations) {
           if (op.kind === 'update') {
-            const update = new PreparedReadState(op.state);
+            const update = PreparedReadState.ofState(op.state);
             const s = buffer.recordUpdate(update, op.nonce);
             sent.push(comparable(update.frame(encoding, s, op.nonce), encoding));
           } else if (op.kind === 'delete') {
-            const halves = new PreparedReadState({ channel_id: op.channelId, last_message_id: null, last_acked_id: null, unread_count: 0, mention_count: 0 }).idHalves();
+            const halves = new Uint32Array(2);
+            parseSnowflake(op.channelId, halves, 0);
             const s = buffer.recordDelete(halves);
             sent.push(comparable(encodeDispatch(encoding, 'READ_STATE_DELETE', { channel_id: op.channelId }, s), encoding));
           } else {
@@ -71,7 +75,7 @@ describe('resume buffer', () => {
 
   it('replays a nonce with its own dispatch only, past a full ring', () => {
     const buffer = new ResumeBuffer(2, 1);
-    const update = new PreparedReadState({ channel_id: '5', last_message_id: '7', last_acked_id: null, unread_count: 1, mention_count: 0 });
+    const update = PreparedReadState.ofState({ channel_id: '5', last_message_id: '7', last_acked_id: null, unread_count: 1, mention_count: 0 });
     buffer.recordUpdate(update, 'first');
     buffer.recordUpdate(update, undefined);
     buffer.recordUpdate(update, 'third');
