@@ -45,6 +45,27 @@ export function formatSnowflake(hi: number, lo: number): string {
   return String(high) + String(low - carry * 1e6).padStart(6, '0');
 }
 
+/**
+ * formatSnowflake's digits as ASCII bytes into `out` from `at`, with no string built (frames
+ * written per member); returns the index after the last digit.
+ */
+export function writeSnowflakeDigits(hi: number, lo: number, out: Uint8Array, at: number): number {
+  if (hi < 0x200000) return writeDigits(hi * TWO_32 + lo, 1, out, at);
+  // The same split at 10^6 as formatSnowflake.
+  const low = hi * 967296 + lo;
+  const carry = Math.floor(low / 1e6);
+  return writeDigits(low - carry * 1e6, 6, out, writeDigits(hi * 4294 + carry, 1, out, at));
+}
+
+/** A non-negative safe integer's digits, zero-padded to at least `width`. */
+function writeDigits(value: number, width: number, out: Uint8Array, at: number): number {
+  let digits = 1;
+  for (let rest = value; rest >= 10; rest = Math.floor(rest / 10)) digits++;
+  if (digits < width) digits = width;
+  for (let i = at + digits - 1, rest = value; i >= at; i--, rest = Math.floor(rest / 10)) out[i] = 0x30 + (rest % 10);
+  return at + digits;
+}
+
 /** -1, 0 or 1 as (aHi, aLo) is below, equal to or above (bHi, bLo). */
 export function compareSnowflakes(aHi: number, aLo: number, bHi: number, bLo: number): number {
   if (aHi !== bHi) return aHi < bHi ? -1 : 1;

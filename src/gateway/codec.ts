@@ -7,7 +7,7 @@
 // is written per session.
 
 import type { ReadStateView } from '../engine/read-states.js';
-import { formatSnowflake, parseSnowflake } from '../engine/snowflake.js';
+import { formatSnowflake, parseSnowflake, writeSnowflakeDigits } from '../engine/snowflake.js';
 import type { ReadStateJson } from '../store/persistent-read-states.js';
 import { decodeMessagePack, encodeMessagePack } from './msgpack.js';
 
@@ -285,22 +285,12 @@ function putMessageId(hi: number, lo: number, at: number): number {
   return hi === 0 && lo === 0 ? put(JSON_NULL, at) : putId(hi, lo, at);
 }
 
-/** An id from its uint32 halves, quoted: formatSnowflake's digits, with no string built. */
+/** An id from its uint32 halves, quoted. */
 function putId(hi: number, lo: number, at: number): number {
-  frameBuffer[at++] = 0x22;
-  if (hi < 0x200000) {
-    // Below 2^53 a double holds the value exactly.
-    at = putInteger(hi * 0x100000000 + lo, at);
-  } else {
-    // Split at 10^6 as formatSnowflake does (2^32 = 4294 * 10^6 + 967296): every step exact.
-    const low = hi * 967296 + lo;
-    const carry = Math.floor(low / 1e6);
-    at = putInteger(hi * 4294 + carry, at);
-    for (let i = at + 5, rest = low - carry * 1e6; i >= at; i--, rest = Math.floor(rest / 10)) frameBuffer[i] = 0x30 + (rest % 10);
-    at += 6;
-  }
-  frameBuffer[at++] = 0x22;
-  return at;
+  frameBuffer[at] = 0x22;
+  at = writeSnowflakeDigits(hi, lo, frameBuffer, at + 1);
+  frameBuffer[at] = 0x22;
+  return at + 1;
 }
 
 /** A safe integer's decimal digits. */

@@ -1,6 +1,6 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { compareSnowflakes, formatSnowflake, parseSnowflake, SNOWFLAKE_EPOCH_MS, SnowflakeGenerator } from '../../src/engine/snowflake.js';
+import { compareSnowflakes, formatSnowflake, parseSnowflake, SNOWFLAKE_EPOCH_MS, SnowflakeGenerator, writeSnowflakeDigits } from '../../src/engine/snowflake.js';
 
 const U64_MAX = (1n << 64n) - 1n;
 const halves = new Uint32Array(2);
@@ -14,21 +14,32 @@ function format(value: bigint): string {
   return formatSnowflake(Number(value >> 32n), Number(value & 0xffffffffn));
 }
 
+/** The digits writeSnowflakeDigits writes, after a byte it must leave alone. */
+function written(value: bigint): string {
+  const out = new Uint8Array(24).fill(0x78);
+  const end = writeSnowflakeDigits(Number(value >> 32n), Number(value & 0xffffffffn), out, 1);
+  expect(out[0]).toBe(0x78);
+  expect(out[end]).toBe(0x78);
+  return new TextDecoder().decode(out.subarray(1, end));
+}
+
 describe('snowflake parse and format', () => {
   it('round-trips every 64-bit value exactly, above 2^53 included', () => {
     fc.assert(
       fc.property(fc.bigInt({ min: 0n, max: U64_MAX }), (value) => {
         expect(parse(value.toString())).toBe(value);
         expect(format(value)).toBe(value.toString());
+        expect(written(value)).toBe(value.toString());
       }),
       { numRuns: 20_000 },
     );
   });
 
   it('handles the edges', () => {
-    for (const value of [0n, 1n, (1n << 53n) - 1n, 1n << 53n, (1n << 53n) + 1n, 1n << 63n, U64_MAX, 9999n, 10000n, 10n ** 19n]) {
+    for (const value of [0n, 1n, (1n << 53n) - 1n, 1n << 53n, (1n << 53n) + 1n, 1n << 63n, U64_MAX, 9999n, 10000n, 10n ** 19n, (0x200000n << 32n) + 999999n, 0x200000n << 32n]) {
       expect(parse(value.toString())).toBe(value);
       expect(format(value)).toBe(value.toString());
+      expect(written(value)).toBe(value.toString());
     }
   });
 
