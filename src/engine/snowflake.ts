@@ -50,15 +50,15 @@ export function formatSnowflake(hi: number, lo: number): string {
  * written per member); returns the index after the last digit.
  */
 export function writeSnowflakeDigits(hi: number, lo: number, out: Uint8Array, at: number): number {
-  if (hi < 0x200000) return writeDigits(hi * TWO_32 + lo, 1, out, at);
+  if (hi < 0x200000) return writeDecimalDigits(hi * TWO_32 + lo, 1, out, at);
   // The same split at 10^6 as formatSnowflake.
   const low = hi * 967296 + lo;
   const carry = Math.floor(low / 1e6);
-  return writeDigits(low - carry * 1e6, 6, out, writeDigits(hi * 4294 + carry, 1, out, at));
+  return writeDecimalDigits(low - carry * 1e6, 6, out, writeDecimalDigits(hi * 4294 + carry, 1, out, at));
 }
 
-/** A non-negative safe integer's digits, zero-padded to at least `width`. */
-function writeDigits(value: number, width: number, out: Uint8Array, at: number): number {
+/** A non-negative safe integer's digits as ASCII bytes, zero-padded to at least `width`; returns the index after them. */
+export function writeDecimalDigits(value: number, width: number, out: Uint8Array, at: number): number {
   let digits = 1;
   for (let rest = value; rest >= 10; rest = Math.floor(rest / 10)) digits++;
   if (digits < width) digits = width;

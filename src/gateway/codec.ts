@@ -7,7 +7,7 @@
 // is written per session.
 
 import type { ReadStateView } from '../engine/read-states.js';
-import { formatSnowflake, parseSnowflake, writeSnowflakeDigits } from '../engine/snowflake.js';
+import { formatSnowflake, parseSnowflake, writeDecimalDigits, writeSnowflakeDigits } from '../engine/snowflake.js';
 import type { ReadStateJson } from '../store/persistent-read-states.js';
 import { decodeMessagePack, encodeMessagePack } from './msgpack.js';
 
@@ -299,10 +299,7 @@ function putInteger(value: number, at: number): number {
     frameBuffer[at++] = 0x2d;
     value = -value;
   }
-  let digits = 1;
-  for (let rest = value; rest >= 10; rest = Math.floor(rest / 10)) digits++;
-  for (let i = at + digits - 1, rest = value; i >= at; i--, rest = Math.floor(rest / 10)) frameBuffer[i] = 0x30 + (rest % 10);
-  return at + digits;
+  return writeDecimalDigits(value, 1, frameBuffer, at);
 }
 
 /**
