@@ -8,6 +8,7 @@
 import type { ReadStateJson } from '../store/persistent-read-states.js';
 import type { Encoding } from './codec.js';
 import type { Dispatcher } from './dispatch.js';
+import { ResumePages } from './resume-pages.js';
 import { Session, type SessionLink } from './session.js';
 
 /** Close code with which a client ends its session for good. */
@@ -19,12 +20,15 @@ export interface ResumableSessionsStats {
   /** Sessions without a socket, waiting for a RESUME. */
   detached: number;
   bufferedDispatches: number;
+  /** Memory of the pages that hold the buffers, free pages included. */
   bufferBytes: number;
 }
 
 export class ResumableSessions {
   private readonly byId = new Map<string, Session>();
   private readonly expiries = new Map<Session, NodeJS.Timeout>();
+  /** Where every session's resume buffer keeps its rows. */
+  private readonly pages = new ResumePages();
 
   constructor(
     private readonly dispatcher: Dispatcher,
@@ -34,7 +38,7 @@ export class ResumableSessions {
 
   /** A new session for an IDENTIFY that succeeded: READY goes out on `link`, fan-out starts. */
   open(userId: string, encoding: Encoding, link: SessionLink, readStates: readonly ReadStateJson[]): Session {
-    const session = new Session(userId, encoding, link, this.bufferLimit, readStates);
+    const session = new Session(userId, encoding, link, this.pages, this.bufferLimit, readStates);
     this.byId.set(session.id, session);
     this.dispatcher.register(
       session,
@@ -71,12 +75,8 @@ export class ResumableSessions {
 
   get stats(): ResumableSessionsStats {
     let bufferedDispatches = 0;
-    let bufferBytes = 0;
-    for (const session of this.byId.values()) {
-      bufferedDispatches += session.bufferedDispatches;
-      bufferBytes += session.bufferBytes;
-    }
-    return { sessions: this.byId.size, detached: this.expiries.size, bufferedDispatches, bufferBytes };
+    for (const session of this.byId.values()) bufferedDispatches += session.bufferedDispatches;
+    return { sessions: this.byId.size, detached: this.expiries.size, bufferedDispatches, bufferBytes: this.pages.byteLength };
   }
 
   private end(session: Session): void {
@@ -85,5 +85,6 @@ export class ResumableSessions {
     this.expiries.delete(session);
     this.byId.delete(session.id);
     this.dispatcher.unregister(session);
+    session.end();
   }
 }

@@ -5,53 +5,49 @@
 // Why rows of typed arrays: every session keeps its buffer, connected or not, for up to
 // GATEWAY_RESUME_BUFFER dispatches. An object or an encoded frame per dispatch would put
 // millions of small objects on the heap, the major-GC cost the engine exists to avoid, and
-// a user opening many sessions could grow it at will. Here a dispatch is one row: a kind
-// byte, three ids as uint32 halves and two counts (33 bytes), in a ring that starts small
-// and doubles up to the limit, so a quiet session costs little. Frames are encoded again
-// only on replay, which is rare. Nonces (only on answers to the session's own requests,
-// so bounded by its rate limit) sit in a Map beside the rows.
+// a user opening many sessions could grow it at will. Here a dispatch is one row of nine
+// uint32 words (a kind, three ids as halves, two counts) in pages of 32 rows that every
+// session takes from one ResumePages; a buffer grows a page at a time up to the limit, then
+// reuses its oldest page, so a quiet session costs nothing and a busy one allocates nothing
+// once full. Frames are encoded again only on replay, which is rare. Nonces (only on
+// answers to the session's own requests, so bounded by its rate limit) sit in a Map beside
+// the rows.
 
 import { formatSnowflake } from '../engine/snowflake.js';
 import { emptyView } from '../engine/read-states.js';
 import { encodeDispatch, type Encoding, type Frame, type Nonce, PreparedReadState } from './codec.js';
+import { ROWS_PER_PAGE, type ResumePages } from './resume-pages.js';
 
 const UPDATE = 1;
 const DELETE = 2;
 const RESUMED = 3;
 /** Where replay() assembles each update before encoding it. */
 const replayView = emptyView();
-
-const IDS_PER_ROW = 6;
-const COUNTS_PER_ROW = 2;
-/** Bytes a row takes: kind, ids, counts. */
-export const RESUME_ROW_BYTES = 1 + IDS_PER_ROW * 4 + COUNTS_PER_ROW * 4;
-const FIRST_ROWS = 16;
+const ROW_SHIFT = Math.log2(ROWS_PER_PAGE);
 
 export class ResumeBuffer {
-  private rows: number;
-  private kinds: Uint8Array;
-  private ids: Uint32Array;
-  private counts: Uint32Array;
-  /** Row of the oldest dispatch held. */
-  private head = 0;
+  /** The pages holding the rows, oldest first. */
+  private readonly pages: number[] = [];
+  /** Sequence of the dispatch in the first row of pages[0]. */
+  private firstPageSequence: number;
   private held = 0;
   /** Sequence of the newest dispatch sent (READY's until another follows). */
   private last: number;
+  /** Released: nothing is kept any more. */
+  private ended = false;
   private readonly nonces = new Map<number, Nonce>();
 
   /** `limit`: dispatches kept at most; `afterSequence`: the READY's `s`, not kept itself. */
   constructor(
+    private readonly pool: ResumePages,
     private readonly limit: number,
     afterSequence: number,
   ) {
     this.last = afterSequence;
-    this.rows = Math.min(limit, FIRST_ROWS);
-    this.kinds = new Uint8Array(this.rows);
-    this.ids = new Uint32Array(this.rows * IDS_PER_ROW);
-    this.counts = new Uint32Array(this.rows * COUNTS_PER_ROW);
+    this.firstPageSequence = afterSequence + 1;
   }
 
-  /** Sequence of the newest dispatch. */
+/** Sequence of the newest dispatch. */
   get lastSequence(): number {
     return this.last;
   }
@@ -61,11 +57,6 @@ export class ResumeBuffer {
     return this.held;
   }
 
-  /** Memory the rows take (allocated, not only filled). */
-  get bytes(): number {
-    return this.rows * RESUME_ROW_BYTES;
-  }
-
   /** True when every dispatch after `sequence` is held, so a RESUME from there loses nothing. */
   covers(sequence: number): boolean {
     return sequence <= this.last && sequence >= this.last - this.held;
@@ -73,33 +64,32 @@ export class ResumeBuffer {
 
   /** Records a READ_STATE_UPDATE; returns its sequence. */
   recordUpdate(update: PreparedReadState, nonce: Nonce | undefined): number {
-    const row = this.append();
-    if (row < 0) return this.last;
+    const at = this.append();
+    if (at < 0) return this.last;
+    const words = this.pool.words(this.pages[this.pages.length - 1]);
     const v = update.values;
-    const at = row * IDS_PER_ROW;
-    for (let i = 0; i < IDS_PER_ROW; i++) this.ids[at + i] = v[i];
-    this.counts[row * COUNTS_PER_ROW] = v[6];
-    this.counts[row * COUNTS_PER_ROW + 1] = v[7];
-    // A null id is (0, 0), as in the engine.
-    this.kinds[row] = UPDATE;
+    words[at] = UPDATE;
+    // Ids and counts as the engine holds them (a null id is (0, 0)).
+    for (let i = 0; i < 8; i++) words[at + 1 + i] = v[i];
     if (nonce !== undefined) this.nonces.set(this.last, nonce);
     return this.last;
   }
 
   /** Records a READ_STATE_DELETE; returns its sequence. */
   recordDelete(channelHalves: Uint32Array): number {
-    const row = this.append();
-    if (row < 0) return this.last;
-    this.kinds[row] = DELETE;
-    this.ids[row * IDS_PER_ROW] = channelHalves[0];
-    this.ids[row * IDS_PER_ROW + 1] = channelHalves[1];
+    const at = this.append();
+    if (at < 0) return this.last;
+    const words = this.pool.words(this.pages[this.pages.length - 1]);
+    words[at] = DELETE;
+    words[at + 1] = channelHalves[0];
+    words[at + 2] = channelHalves[1];
     return this.last;
   }
 
   /** Records RESUMED (its only field, the session id, is the session's); returns its sequence. */
   recordResumed(): number {
-    const row = this.append();
-    if (row >= 0) this.kinds[row] = RESUMED;
+    const at = this.append();
+    if (at >= 0) this.pool.words(this.pages[this.pages.length - 1])[at] = RESUMED;
     return this.last;
   }
 
@@ -108,25 +98,26 @@ export class ResumeBuffer {
     const first = this.last - this.held + 1;
     let sent = 0;
     for (let s = Math.max(sequence + 1, first); s <= this.last; s++) {
-      const row = (this.head + (s - first)) % this.rows;
-      const kind = this.kinds[row];
-      const at = row * IDS_PER_ROW;
-      switch (kind) {
+      const index = s - this.firstPageSequence;
+      const page = this.pages[index >>> ROW_SHIFT];
+      const words = this.pool.words(page);
+      const at = this.pool.at(page, index & (ROWS_PER_PAGE - 1));
+      switch (words[at]) {
         case UPDATE: {
           const view = replayView;
-          view.channelHi = this.ids[at];
-          view.channelLo = this.ids[at + 1];
-          view.lastMessageHi = this.ids[at + 2];
-          view.lastMessageLo = this.ids[at + 3];
-          view.ackHi = this.ids[at + 4];
-          view.ackLo = this.ids[at + 5];
-          view.unread = this.counts[row * COUNTS_PER_ROW];
-          view.mentions = this.counts[row * COUNTS_PER_ROW + 1];
+          view.channelHi = words[at + 1];
+          view.channelLo = words[at + 2];
+          view.lastMessageHi = words[at + 3];
+          view.lastMessageLo = words[at + 4];
+          view.ackHi = words[at + 5];
+          view.ackLo = words[at + 6];
+          view.unread = words[at + 7];
+          view.mentions = words[at + 8];
           send(PreparedReadState.ofView(view).frame(encoding, s, this.nonces.get(s)));
           break;
         }
         case DELETE:
-          send(encodeDispatch(encoding, 'READ_STATE_DELETE', { channel_id: formatSnowflake(this.ids[at], this.ids[at + 1]) }, s));
+          send(encodeDispatch(encoding, 'READ_STATE_DELETE', { channel_id: formatSnowflake(words[at + 1], words[at + 2]) }, s));
           break;
         case RESUMED:
           send(encodeDispatch(encoding, 'RESUMED', { session_id: sessionId }, s));
@@ -137,39 +128,36 @@ export class ResumeBuffer {
     return sent;
   }
 
-  /** Takes the next sequence and the row it is kept in (-1 with a limit of 0: nothing is kept). */
+  /** Gives the pages back: the session ended, nothing more is kept or replayed. */
+  release(): void {
+    this.ended = true;
+    for (const page of this.pages) this.pool.release(page);
+    this.pages.length = 0;
+    this.held = 0;
+    this.nonces.clear();
+  }
+
+  /**
+   * Takes the next sequence and the first word of the row it is kept in, in the newest
+   * page (-1 when nothing is kept: a limit of 0, or released).
+   */
   private append(): number {
     this.last++;
-    if (this.limit === 0) return -1;
-    if (this.held === this.rows) {
-      if (this.rows < this.limit) this.grow();
-      else {
-        // Full: the oldest dispatch (last - held, as `last` already counts the new one) makes room.
-        this.nonces.delete(this.last - this.held);
-        this.head = (this.head + 1) % this.rows;
-        this.held--;
+    if (this.limit === 0 || this.ended) return -1;
+    if (this.held === this.limit) {
+      // Full: the oldest dispatch (last - held, as `last` already counts the new one) makes room.
+      const oldest = this.last - this.held;
+      this.nonces.delete(oldest);
+      this.held--;
+      // Its page emptied: the page is reused for the newest rows.
+      if (oldest + 1 - this.firstPageSequence === ROWS_PER_PAGE) {
+        this.pages.push(this.pages.shift()!);
+        this.firstPageSequence += ROWS_PER_PAGE;
       }
     }
-    const row = (this.head + this.held) % this.rows;
+    const index = this.last - this.firstPageSequence;
+    if (index >>> ROW_SHIFT === this.pages.length) this.pages.push(this.pool.alloc());
     this.held++;
-    return row;
+    return this.pool.at(this.pages[index >>> ROW_SHIFT], index & (ROWS_PER_PAGE - 1));
   }
-
-  /** Doubles the ring (up to the limit), its rows laid out oldest first. */
-  private grow(): void {
-    const rows = Math.min(this.limit, this.rows * 2);
-    this.kinds = unrolled(this.kinds, new Uint8Array(rows), this.head, 1);
-    this.ids = unrolled(this.ids, new Uint32Array(rows * IDS_PER_ROW), this.head, IDS_PER_ROW);
-    this.counts = unrolled(this.counts, new Uint32Array(rows * COUNTS_PER_ROW), this.head, COUNTS_PER_ROW);
-    this.rows = rows;
-    this.head = 0;
-  }
-}
-
-/** Copies a full ring whose oldest row is `head` into `to`, oldest first: two block copies. */
-function unrolled<T extends Uint8Array | Uint32Array>(from: T, to: T, head: number, wordsPerRow: number): T {
-  const split = head * wordsPerRow;
-  to.set(from.subarray(split));
-  to.set(from.subarray(0, split), from.length - split);
-  return to;
 }

@@ -10,6 +10,7 @@ import { parseSnowflake } from '../engine/snowflake.js';
 import type { ReadStateJson } from '../store/persistent-read-states.js';
 import { CloseCode, encodeDispatch, type Encoding, type Frame, type Nonce, type PreparedReadState } from './codec.js';
 import { ResumeBuffer } from './resume-buffer.js';
+import type { ResumePages } from './resume-pages.js';
 
 /** READY.v: 2 since RESUME exists. */
 export const GATEWAY_VERSION = 2;
@@ -38,12 +39,13 @@ export class Session {
     readonly userId: string,
     readonly encoding: Encoding,
     link: SessionLink,
+    pages: ResumePages,
     bufferLimit: number,
     readStates: readonly ReadStateJson[],
   ) {
     this.link = link;
     const readySequence = 1;
-    this.buffer = new ResumeBuffer(bufferLimit, readySequence);
+    this.buffer = new ResumeBuffer(pages, bufferLimit, readySequence);
     link.send(encodeDispatch(encoding, 'READY', { v: GATEWAY_VERSION, session_id: this.id, user: { id: userId }, read_states: readStates }, readySequence));
   }
 
@@ -53,10 +55,6 @@ export class Session {
 
   get bufferedDispatches(): number {
     return this.buffer.size;
-  }
-
-  get bufferBytes(): number {
-    return this.buffer.bytes;
   }
 
   /** True when a RESUME from `sequence` can be answered without a gap. */
@@ -88,6 +86,11 @@ export class Session {
     const replayed = this.buffer.replay(sequence, this.encoding, this.id, (frame) => link.send(frame));
     link.send(encodeDispatch(this.encoding, 'RESUMED', { session_id: this.id }, this.buffer.recordResumed()));
     return replayed;
+  }
+
+  /** The session is over (expired, closed with 1000, or moved): its buffer's pages go back to the pool. */
+  end(): void {
+    this.buffer.release();
   }
 
   /** `link` closed: true if it was the session's socket (a socket replaced by a RESUME is not). */

@@ -6,7 +6,8 @@ import { describe, expect, it } from 'vitest';
 import { parseSnowflake } from '../../src/engine/snowflake.js';
 import { encodeDispatch, type Encoding, PreparedReadState } from '../../src/gateway/codec.js';
 import { decodeMessagePack } from '../../src/gateway/msgpack.js';
-import { RESUME_ROW_BYTES, ResumeBuffer } from '../../src/gateway/resume-buffer.js';
+import { ResumeBuffer } from '../../src/gateway/resume-buffer.js';
+import { ROWS_PER_PAGE, ResumePages } from '../../src/gateway/resume-pages.js';
 import type { ReadStateJson } from '../../src/store/persistent-read-states.js';
 
 const SESSION_ID = '0123456789abcdef0123456789abcdef';
@@ -38,7 +39,8 @@ describe('resume buffer', () => {
     fc.assert(
       fc.property(fc.nat({ max: 40 }), fc.array(operation, { maxLength: 120, size: 'max' }), fc.constantFrom<Encoding>('json', 'msgpack'), (limit, operations, encoding) => {
         const readySequence = 1;
-        const buffer = new ResumeBuffer(limit, readySequence);
+        const pages = new ResumePages();
+        const buffer = new ResumeBuffer(pages, limit, readySequence);
         const sent: unknown[] = [];
         for (const op of operations) {
           if (op.kind === 'update') {
@@ -58,7 +60,8 @@ describe('resume buffer', () => {
         const last = readySequence + sent.length;
         expect(buffer.lastSequence).toBe(last);
         expect(buffer.size).toBe(Math.min(limit, sent.length));
-        expect(buffer.bytes).toBeLessThanOrEqual(Math.max(limit, 0) * RESUME_ROW_BYTES);
+        // A page more than the limit needs at most: the oldest may be part-dropped.
+        expect(pages.pagesInUse).toBeLessThanOrEqual(limit === 0 ? 0 : Math.ceil(limit / ROWS_PER_PAGE) + 1);
         for (let from = 0; from <= last + 1; from++) {
           // READY itself is never replayed: a client that missed it has no session id to resume.
           const covered = from >= readySequence && from <= last && last - from <= limit;
@@ -68,13 +71,17 @@ describe('resume buffer', () => {
           expect(buffer.replay(from, encoding, SESSION_ID, (frame) => replayed.push(comparable(frame, encoding)))).toBe(last - from);
           expect(replayed).toEqual(sent.slice(from - readySequence));
         }
+        buffer.release();
+        expect(pages.pagesInUse).toBe(0);
+        buffer.recordResumed();
+        expect(pages.pagesInUse).toBe(0);
       }),
       { numRuns: 300 },
     );
   });
 
   it('replays a nonce with its own dispatch only, past a full ring', () => {
-    const buffer = new ResumeBuffer(2, 1);
+    const buffer = new ResumeBuffer(new ResumePages(), 2, 1);
     const update = PreparedReadState.ofState({ channel_id: '5', last_message_id: '7', last_acked_id: null, unread_count: 1, mention_count: 0 });
     buffer.recordUpdate(update, 'first');
     buffer.recordUpdate(update, undefined);
