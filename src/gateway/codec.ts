@@ -263,6 +263,11 @@ const D_KEY = Buffer.from(encodeMessagePack('d'));
 const halves = new Uint32Array(6);
 /** Where READ_STATE_UPDATE frames are assembled: ids, counts and a 64-code-point nonce stay far below 1 KiB. */
 const frameBuffer = Buffer.allocUnsafe(1024);
+/** frameBuffer's first n bytes, by n: every frame starts at 0, so a view per length is made once, not per frame. */
+const frameViews: Array<Uint8Array | undefined> = [];
+function frameOf(length: number): Uint8Array {
+  return (frameViews[length] ??= frameBuffer.subarray(0, length));
+}
 
 // The fixed parts of a JSON READ_STATE_UPDATE, in field order.
 const JSON_UPDATE_HEAD = Buffer.from('{"op":0,"t":"READ_STATE_UPDATE","s":', 'latin1');
@@ -319,7 +324,21 @@ export class PreparedReadState {
   private constructor(readonly values: Float64Array) {}
 
   static ofView(view: ReadStateView): PreparedReadState {
-    const values = new Float64Array(8);
+    return PreparedReadState.reusable().setView(view);
+  }
+
+  /**
+   * One to refill with setView() for each member of a fan-out, so a message to many members
+   * allocates nothing per member. Whoever holds it must be done with it (frames sent, values
+   * recorded) before the next refill.
+   */
+  static reusable(): PreparedReadState {
+    return new PreparedReadState(new Float64Array(8));
+  }
+
+  /** Holds `view` from now on; frames built for the previous state are dropped. */
+  setView(view: ReadStateView): this {
+    const values = this.values;
     values[0] = view.channelHi;
     values[1] = view.channelLo;
     values[2] = view.lastMessageHi;
@@ -328,7 +347,9 @@ export class PreparedReadState {
     values[5] = view.ackLo;
     values[6] = view.unread;
     values[7] = view.mentions;
-    return new PreparedReadState(values);
+    this.msgpack = undefined;
+    this.json = undefined;
+    return this;
   }
 
   static ofState(state: ReadStateJson): PreparedReadState {
@@ -376,7 +397,7 @@ export class PreparedReadState {
     at += D_KEY.length;
     const d = nonce === undefined ? (this.msgpack ??= new Uint8Array(encodeMessagePack(this.state))) : encodeMessagePack({ ...this.state, nonce });
     frameBuffer.set(d, at);
-    return frameBuffer.subarray(0, at + d.length);
+    return frameOf(at + d.length);
   }
 
   /** The JSON text of the frame, as bytes (the text JSON.stringify would give). */
@@ -393,6 +414,6 @@ export class PreparedReadState {
       at = put(JSON_NONCE, at);
       at += frameBuffer.write(JSON.stringify(nonce), at, 'utf8');
     }
-    return frameBuffer.subarray(0, put(JSON_END, at));
+    return frameOf(put(JSON_END, at));
   }
 }

@@ -23,8 +23,10 @@ export class Dispatcher {
   private readonly users = new Map<string, OnlineUser>();
   /** Channel id -> ids of its members that are online. */
   private readonly channels = new Map<string, Set<string>>();
-  /** A member's state, read into this for each member a message changed. */
+  /** A member's state, read into this for each member a message changed, */
   private readonly view = emptyView();
+  /** and prepared in this for its sessions: nothing is allocated per member. */
+  private readonly memberUpdate = PreparedReadState.reusable();
 
   constructor(
     private readonly readStates: ReadStateService,
@@ -107,7 +109,7 @@ export class Dispatcher {
         if (userId === except) continue;
         const state = changed.get(userId);
         if (state !== undefined) this.sendToUser(userId, PreparedReadState.ofState(state), undefined);
-        else if (this.readStates.viewInto(userId, channelId, this.view)) this.sendToUser(userId, PreparedReadState.ofView(this.view), undefined);
+        else if (this.readStates.viewInto(userId, channelId, this.view)) this.sendToUser(userId, this.memberUpdate.setView(this.view), undefined);
         else missing.push(userId);
       }
     }

@@ -39,6 +39,10 @@ export class Outbox {
   private used = 0;
   private scheduled = false;
   private readonly flushAll = () => this.flush();
+  /** The socket whose frames writeCorked() writes: one closure for every cork, not one per socket and turn. */
+  private corkedWs: WebSocket<unknown> | undefined;
+  private corkedSlot: OutboxSlot | undefined;
+  private readonly writeCorked = () => this.writeQueued(this.corkedWs!, this.corkedSlot!);
 
   /** Queues a frame. Byte frames may be views of a reused buffer: they are copied. */
   send(ws: WebSocket<unknown>, slot: OutboxSlot, frame: Frame): void {
@@ -62,17 +66,22 @@ export class Outbox {
 
   /** Writes what one socket has queued now (before closing it, so nothing queued is lost). */
   flushSocket(ws: WebSocket<unknown>, slot: OutboxSlot): void {
+    if (slot.queued.length === 0 || slot.closed) return;
+    this.corkedWs = ws;
+    this.corkedSlot = slot;
+    ws.cork(this.writeCorked);
+    this.corkedWs = this.corkedSlot = undefined;
+    slot.queued.length = 0;
+  }
+
+  private writeQueued(ws: WebSocket<unknown>, slot: OutboxSlot): void {
     const queued = slot.queued;
-    if (queued.length === 0 || slot.closed) return;
-    ws.cork(() => {
-      // A send can close the socket (backpressure limit): stop there.
-      for (let i = 0; i < queued.length && !slot.closed; i++) {
-        const item = queued[i];
-        if (typeof item === 'string') ws.send(item, slot.binary);
-        else ws.send(this.arena.subarray(item, queued[++i] as number), slot.binary);
-      }
-    });
-    queued.length = 0;
+    // A send can close the socket (backpressure limit): stop there.
+    for (let i = 0; i < queued.length && !slot.closed; i++) {
+      const item = queued[i];
+      if (typeof item === 'string') ws.send(item, slot.binary);
+      else ws.send(this.arena.subarray(item, queued[++i] as number), slot.binary);
+    }
   }
 
   private flush(): void {
