@@ -1,14 +1,16 @@
 // Opens the read-state service the way every process runs it: the Cassandra store from the
-// configuration, and the engine made persistent on top of it. Shared by main.ts (single
-// node and cluster node) and the benchmark gateway, which differs only in the table it passes.
+// configuration, on a thread of its own (store-thread.ts says why), and the engine made
+// persistent on top of it. Shared by main.ts (single node and cluster node) and the
+// benchmark gateway, which differs only in the table it passes.
 
 import type { Logger } from 'pino';
 import type { Config } from './config.js';
-import { CassandraReadStateStore } from './store/cassandra-store.js';
 import { PersistentReadStates, type PersistentReadStatesOptions } from './store/persistent-read-states.js';
+import type { ReadStateStore } from './store/records.js';
+import { StoreThreadClient } from './store/store-thread-client.js';
 
-export function connectStore(config: Config, log: Logger): Promise<CassandraReadStateStore> {
-  return CassandraReadStateStore.connect({
+export function connectStore(config: Config, log: Logger): Promise<ReadStateStore> {
+  return StoreThreadClient.connect({
     contactPoints: config.cassandraContactPoints.map(({ host, port }) => (host.includes(':') ? `[${host}]:${port}` : `${host}:${port}`)),
     keyspace: config.cassandraKeyspace,
     localDataCenter: config.cassandraLocalDataCenter,
@@ -20,7 +22,7 @@ export function connectStore(config: Config, log: Logger): Promise<CassandraRead
 
 export function createReadStates(
   config: Config,
-  store: CassandraReadStateStore,
+  store: ReadStateStore,
   log: Logger,
   extra: Pick<PersistentReadStatesOptions, 'createTable' | 'channelSource'> = {},
 ): PersistentReadStates {
@@ -38,7 +40,7 @@ export async function openReadStates(
   config: Config,
   log: Logger,
   createTable?: PersistentReadStatesOptions['createTable'],
-): Promise<{ store: CassandraReadStateStore; readStates: PersistentReadStates }> {
+): Promise<{ store: ReadStateStore; readStates: PersistentReadStates }> {
   const store = await connectStore(config, log);
   return { store, readStates: createReadStates(config, store, log, { createTable }) };
 }

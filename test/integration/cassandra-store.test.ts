@@ -1,26 +1,29 @@
 // CassandraReadStateStore against the real dev node: what is written is what comes back,
-// exactly, and later calls win over earlier ones whatever order their requests run in.
+// exactly, and later calls win over earlier ones whatever order their requests run in. The
+// same again through StoreThreadClient, the store on a worker thread as the gateway runs it
+// (the compiled thread from dist/): records and errors cross the thread unchanged.
 
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { CassandraReadStateStore } from '../../src/store/cassandra-store.js';
+import { CassandraReadStateStore, type CassandraStoreOptions } from '../../src/store/cassandra-store.js';
 import { emptyWindow, type WindowMessage, windowOfMessages } from '../../src/store/recent-window.js';
-import type { ChannelRecord, ReadStateRecord } from '../../src/store/records.js';
+import type { ChannelRecord, ReadStateRecord, ReadStateStore } from '../../src/store/records.js';
+import { StoreThreadClient, StoreThreadGone } from '../../src/store/store-thread-client.js';
 import { DEV_CONTACT_POINTS, dropKeyspace, uniqueKeyspace } from '../support/cassandra-nodes.js';
+import { ensureBuilt } from '../support/gateway-harness.js';
 
 const MAX_U64 = '18446744073709551615';
 const TWO_63 = '9223372036854775808';
 const MAX_I64 = '9223372036854775807';
 
-const keyspace = uniqueKeyspace('it_store');
-let store: CassandraReadStateStore;
+const THREAD_URL = new URL('../../dist/src/store/store-thread.js', import.meta.url);
+
+const connectors: Array<[string, (options: CassandraStoreOptions) => Promise<ReadStateStore>]> = [
+  ['CassandraReadStateStore', (options) => CassandraReadStateStore.connect(options)],
+  ['StoreThreadClient', (options) => StoreThreadClient.connect(options, THREAD_URL)],
+];
 
 beforeAll(async () => {
-  store = await CassandraReadStateStore.connect({ contactPoints: DEV_CONTACT_POINTS, keyspace });
-});
-
-afterAll(async () => {
-  await store?.close();
-  await dropKeyspace(DEV_CONTACT_POINTS, keyspace);
+  await ensureBuilt();
 });
 
 function state(userId: string, channelId: string, lastAckedId: string | null, mentionBias = 0, pinnedAt = 0): ReadStateRecord {
@@ -29,7 +32,19 @@ function state(userId: string, channelId: string, lastAckedId: string | null, me
 
 const byChannel = (a: ReadStateRecord, b: ReadStateRecord) => (BigInt(a.channelId) < BigInt(b.channelId) ? -1 : 1);
 
-describe('CassandraReadStateStore', () => {
+describe.each(connectors)('%s', (_, connect) => {
+  const keyspace = uniqueKeyspace('it_store');
+  let store: ReadStateStore;
+
+  beforeAll(async () => {
+    store = await connect({ contactPoints: DEV_CONTACT_POINTS, keyspace });
+  });
+
+  afterAll(async () => {
+    await store?.close();
+    await dropKeyspace(DEV_CONTACT_POINTS, keyspace);
+  });
+
   it('creates its schema in a new keyspace and is ready', async () => {
     expect(await store.isReady()).toBe(true);
   });
@@ -82,7 +97,7 @@ describe('CassandraReadStateStore', () => {
   it('orders calls by when they were made, not by when their requests ran', async () => {
     // A store allowed one request at a time queues an older write behind 300 others; a
     // second store writes and deletes meanwhile. The queued writes run last and must lose.
-    const slow = await CassandraReadStateStore.connect({ contactPoints: DEV_CONTACT_POINTS, keyspace, maxInFlight: 1 });
+    const slow = await connect({ contactPoints: DEV_CONTACT_POINTS, keyspace, maxInFlight: 1 });
     try {
       const filler = Array.from({ length: 300 }, (_, i) => state(String(20_000 + i), '41', '1'));
       const stale = slow.writeStates([...filler, state('14', '41', '400', 4), state('14', '42', '410', 4)]);
@@ -118,10 +133,12 @@ describe('CassandraReadStateStore', () => {
   });
 });
 
-describe('CassandraReadStateStore without a reachable node', () => {
+describe.each(connectors)('%s without a reachable node', (_, connect) => {
+  const keyspace = uniqueKeyspace('it_store_down');
+
   it('connects anyway, reports not ready and fails calls instead of hanging', async () => {
     // Nothing listens on port 1: the gateway must still start and answer /readyz with 503.
-    const down = await CassandraReadStateStore.connect({ contactPoints: ['127.0.0.1:1'], keyspace });
+    const down = await connect({ contactPoints: ['127.0.0.1:1'], keyspace });
     try {
       expect(await down.isReady()).toBe(false);
       await expect(down.loadState('1', '2')).rejects.toThrow();
@@ -133,6 +150,22 @@ describe('CassandraReadStateStore without a reachable node', () => {
   });
 
   it('refuses a keyspace name that cannot be used in CQL', async () => {
-    await expect(CassandraReadStateStore.connect({ contactPoints: DEV_CONTACT_POINTS, keyspace: 'x; DROP' })).rejects.toThrow(/keyspace/);
+    await expect(connect({ contactPoints: DEV_CONTACT_POINTS, keyspace: 'x; DROP' })).rejects.toThrow(/keyspace/);
+  });
+});
+
+describe('StoreThreadClient once closed', () => {
+  it('fails every call with StoreThreadGone and reports not ready, without hanging', async () => {
+    const keyspace = uniqueKeyspace('it_store_closed');
+    const store = await StoreThreadClient.connect({ contactPoints: DEV_CONTACT_POINTS, keyspace }, THREAD_URL);
+    try {
+      expect(await store.isReady()).toBe(true);
+      await store.close();
+      await expect(store.loadState('1', '2')).rejects.toBeInstanceOf(StoreThreadGone);
+      await expect(store.writeStates([state('1', '2', null)])).rejects.toBeInstanceOf(StoreThreadGone);
+      expect(await store.isReady()).toBe(false);
+    } finally {
+      await dropKeyspace(DEV_CONTACT_POINTS, keyspace);
+    }
   });
 });

@@ -1,0 +1,149 @@
+// The ReadStateStore the gateway uses: every call goes to the Cassandra store running on a
+// worker thread (store-thread.ts), its records copied across by postMessage. Why a thread:
+// see store-thread.ts. Calls are answered in any order, matched by id.
+//
+// If the thread dies (a defect in the driver, out of memory), every call in flight and every
+// later call fails with StoreThreadGone: the read-state layer treats that as a store outage
+// (retries, /readyz 503), and the log says why. The process is left for its supervisor to
+// restart rather than restarting the thread behind the engine's back.
+
+import { Worker } from 'node:worker_threads';
+import type { Logger } from 'pino';
+import type { CassandraStoreOptions } from './cassandra-store.js';
+import type { ChannelRecord, ReadStateRecord, ReadStateStore, WriteOptions } from './records.js';
+
+type StoreMethod = 'loadUserStates' | 'loadState' | 'loadChannel' | 'writeStates' | 'deleteState' | 'writeChannels' | 'isReady' | 'close';
+
+export interface StoreCall {
+  id: number;
+  method: StoreMethod;
+  args: unknown[];
+}
+
+export type StoreThreadMessage =
+  | { ready: true }
+  | { ready: false; error: { name: string; message: string } }
+  | { id: number; result: unknown }
+  | { id: number; error: { name: string; message: string } };
+
+export interface StoreThreadData {
+  options: Omit<CassandraStoreOptions, 'log'>;
+  logLevel: string;
+}
+
+export class StoreThreadGone extends Error {
+  constructor(reason: string) {
+    super(`store thread gone: ${reason}`);
+    this.name = 'StoreThreadGone';
+  }
+}
+
+/** The error the thread reported, with its name and message (the stack stays in the thread's log). */
+function errorOf(failure: { name: string; message: string }): Error {
+  const error = new Error(failure.message);
+  error.name = failure.name;
+  return error;
+}
+
+interface Pending {
+  resolve: (result: unknown) => void;
+  reject: (error: Error) => void;
+}
+
+export class StoreThreadClient implements ReadStateStore {
+  private readonly pending = new Map<number, Pending>();
+  private nextId = 1;
+  private gone: StoreThreadGone | null = null;
+
+  private constructor(private readonly worker: Worker) {}
+
+  /**
+   * Starts the thread and connects it (schema included); rejects as CassandraReadStateStore.connect would.
+   * `threadUrl` is for tests that run from the TypeScript sources: the compiled store-thread.js.
+   */
+  static connect(options: CassandraStoreOptions, threadUrl: URL = new URL('./store-thread.js', import.meta.url)): Promise<StoreThreadClient> {
+    const { log, ...threadOptions } = options;
+    const data: StoreThreadData = { options: threadOptions, logLevel: log?.level ?? 'silent' };
+    const worker = new Worker(threadUrl, { workerData: data });
+    return new Promise((resolve, reject) => {
+      const failed = (error: Error) => {
+        void worker.terminate();
+        reject(error);
+      };
+      worker.once('error', failed);
+      worker.once('message', (message: StoreThreadMessage) => {
+        worker.off('error', failed);
+        if (!('ready' in message)) return failed(new Error('store thread: unexpected first message'));
+        if (!message.ready) return failed(errorOf(message.error));
+        resolve(new StoreThreadClient(worker).listen(log));
+      });
+    });
+  }
+
+  loadUserStates(userId: string): Promise<ReadStateRecord[]> {
+    return this.call('loadUserStates', [userId]) as Promise<ReadStateRecord[]>;
+  }
+
+  loadState(userId: string, channelId: string): Promise<ReadStateRecord | null> {
+    return this.call('loadState', [userId, channelId]) as Promise<ReadStateRecord | null>;
+  }
+
+  loadChannel(channelId: string): Promise<ChannelRecord | null> {
+    return this.call('loadChannel', [channelId]) as Promise<ChannelRecord | null>;
+  }
+
+  writeStates(records: readonly ReadStateRecord[], options?: WriteOptions): Promise<void> {
+    return this.call('writeStates', [records, options]) as Promise<void>;
+  }
+
+  deleteState(userId: string, channelId: string): Promise<void> {
+    return this.call('deleteState', [userId, channelId]) as Promise<void>;
+  }
+
+  writeChannels(records: readonly ChannelRecord[], options?: WriteOptions): Promise<void> {
+    return this.call('writeChannels', [records, options]) as Promise<void>;
+  }
+
+  /** Never throws, as the store's own: a thread that is gone is not ready. */
+  isReady(): Promise<boolean> {
+    return (this.call('isReady', []) as Promise<boolean>).catch(() => false);
+  }
+
+  async close(): Promise<void> {
+    if (this.gone === null) await this.call('close', []);
+    this.gone ??= new StoreThreadGone('closed');
+    await this.worker.terminate();
+  }
+
+  private listen(log: Logger | undefined): this {
+    this.worker.on('message', (message: StoreThreadMessage) => {
+      if (!('id' in message)) return;
+      const pending = this.pending.get(message.id);
+      if (pending === undefined) return;
+      this.pending.delete(message.id);
+      if ('error' in message) pending.reject(errorOf(message.error));
+      else pending.resolve(message.result);
+    });
+    this.worker.on('error', (error) => {
+      log?.error({ err: error }, 'store thread failed: every store call fails from now on');
+      this.fail(new StoreThreadGone(error.message));
+    });
+    this.worker.on('exit', (code) => this.fail(new StoreThreadGone(`exited with code ${code}`)));
+    return this;
+  }
+
+  private call(method: StoreMethod, args: unknown[]): Promise<unknown> {
+    if (this.gone !== null) return Promise.reject(this.gone);
+    const id = this.nextId++;
+    return new Promise((resolve, reject) => {
+      this.pending.set(id, { resolve, reject });
+      this.worker.postMessage({ id, method, args } satisfies StoreCall);
+    });
+  }
+
+  private fail(reason: StoreThreadGone): void {
+    this.gone ??= reason;
+    for (const pending of this.pending.values()) pending.reject(this.gone);
+    this.pending.clear();
+  }
+}
