@@ -91,7 +91,7 @@ export class GatewayMetrics {
     sessionGauge('gateway_sessions', 'Identified sessions, with or without a socket', (s) => s.sessions);
     sessionGauge('gateway_resumable_sessions', 'Sessions whose socket is gone, kept for RESUME until the resume window ends', (s) => s.detached);
     sessionGauge('gateway_resume_buffered_dispatches', 'Dispatches held in resume buffers, over all sessions', (s) => s.bufferedDispatches);
-    sessionGauge('gateway_resume_buffer_bytes', 'Memory the resume buffers take', (s) => s.bufferBytes);
+    sessionGauge('gateway_resume_buffer_bytes', 'Memory the resume buffers take: the pages holding their rows, free pages included', (s) => s.bufferBytes);
 
     // /readyz's answer as a metric too, so an alert can follow what a load balancer follows.
     gaugeReading(() => readStates.ready, registers)(

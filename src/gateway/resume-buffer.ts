@@ -16,14 +16,13 @@
 import { formatSnowflake } from '../engine/snowflake.js';
 import { emptyView } from '../engine/read-states.js';
 import { encodeDispatch, type Encoding, type Frame, type Nonce, PreparedReadState } from './codec.js';
-import { ROWS_PER_PAGE, type ResumePages } from './resume-pages.js';
+import { ROW_SHIFT, ROWS_PER_PAGE, type ResumePages } from './resume-pages.js';
 
 const UPDATE = 1;
 const DELETE = 2;
 const RESUMED = 3;
 /** Where replay() assembles each update before encoding it. */
 const replayView = emptyView();
-const ROW_SHIFT = Math.log2(ROWS_PER_PAGE);
 
 export class ResumeBuffer {
   /** The pages holding the rows, oldest first. */
@@ -47,7 +46,7 @@ export class ResumeBuffer {
     this.firstPageSequence = afterSequence + 1;
   }
 
-/** Sequence of the newest dispatch. */
+  /** Sequence of the newest dispatch. */
   get lastSequence(): number {
     return this.last;
   }

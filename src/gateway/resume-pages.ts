@@ -14,15 +14,13 @@
 // the highest ones drain, and an empty chunk is kept while it is the only free room, so a
 // session cycling one page at a chunk boundary does not allocate and free it over and over.
 
-/** Rows a page holds (a power of two: row arithmetic is shifts and masks). */
-export const ROWS_PER_PAGE = 32;
-const ROW_SHIFT = 5;
+/** log2 of the rows a page holds: row arithmetic is shifts and masks. */
+export const ROW_SHIFT = 5;
+export const ROWS_PER_PAGE = 1 << ROW_SHIFT;
 /** uint32 words a row takes: kind, three ids as (hi, lo) halves, unread and mention counts. */
 export const WORDS_PER_ROW = 9;
 const PAGES_PER_CHUNK = 512;
 const CHUNK_SHIFT = 9;
-/** Bytes one page takes. */
-export const PAGE_BYTES = ROWS_PER_PAGE * WORDS_PER_ROW * 4;
 const CHUNK_WORDS = PAGES_PER_CHUNK * ROWS_PER_PAGE * WORDS_PER_ROW;
 /** Bytes one chunk takes. */
 export const CHUNK_BYTES = CHUNK_WORDS * 4;
