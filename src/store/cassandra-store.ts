@@ -31,6 +31,7 @@ import { decodeWindow, encodeWindow } from './cassandra-window-blob.js';
 import { InFlightLimit } from './in-flight-limit.js';
 import { emptyWindow } from './recent-window.js';
 import type { ChannelRecord, ReadStateRecord, ReadStateStore, WriteOptions } from './records.js';
+import { nextWriteMicros } from './write-clock.js';
 
 const { Client, policies, types } = cassandra;
 type Client = cassandra.Client;
@@ -198,7 +199,7 @@ export class CassandraReadStateStore implements ReadStateStore {
 
   async writeStates(records: readonly ReadStateRecord[], options?: WriteOptions): Promise<void> {
     if (records.length === 0) return;
-    const timestamp = types.Long.fromNumber(nextWriteMicros());
+    const timestamp = types.Long.fromNumber(options?.issuedAtMicros ?? nextWriteMicros());
     // Encode every record before the first await: a malformed one fails the call before any
     // row is written.
     const byUser = new Map<string, unknown[][]>();
@@ -223,8 +224,8 @@ export class CassandraReadStateStore implements ReadStateStore {
     await sendAll(requests, options?.maxInFlight, `writeStates (${records.length} records)`);
   }
 
-  async deleteState(userId: string, channelId: string): Promise<void> {
-    const timestamp = types.Long.fromNumber(nextWriteMicros());
+  async deleteState(userId: string, channelId: string, options?: WriteOptions): Promise<void> {
+    const timestamp = types.Long.fromNumber(options?.issuedAtMicros ?? nextWriteMicros());
     const params = [timestamp, snowflakeToLong(userId), snowflakeToLong(channelId)];
     await this.ensureSchema();
     await this.writes.run(() => this.client.execute(this.statements.deleteState, params));
@@ -233,7 +234,7 @@ export class CassandraReadStateStore implements ReadStateStore {
   /** Upserts channels: one request each, as each is a partition of its own. */
   async writeChannels(records: readonly ChannelRecord[], options?: WriteOptions): Promise<void> {
     if (records.length === 0) return;
-    const timestamp = types.Long.fromNumber(nextWriteMicros());
+    const timestamp = types.Long.fromNumber(options?.issuedAtMicros ?? nextWriteMicros());
     const rows = records.map((record) => [
       snowflakeToLong(record.channelId),
       types.Long.fromNumber(record.messageCount),
@@ -310,19 +311,6 @@ function nativePortOf(contactPoints: readonly string[]): number | undefined {
     }),
   );
   return ports.size === 1 ? [...ports][0] : undefined;
-}
-
-let lastWriteMicros = 0;
-
-/**
- * Wall-clock microseconds, strictly increasing across every store in the process (two calls
- * in one millisecond must not tie: Cassandra breaks timestamp ties by value, not by order).
- * Wall clock rather than a monotonic one, so a restarted process writes later than the old one.
- */
-function nextWriteMicros(): number {
-  const now = Date.now() * 1000;
-  lastWriteMicros = now > lastWriteMicros ? now : lastWriteMicros + 1;
-  return lastWriteMicros;
 }
 
 function stateOfRow(userId: string, row: Row): ReadStateRecord {

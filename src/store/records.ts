@@ -31,6 +31,8 @@ export interface ChannelRecord {
 export interface WriteOptions {
   /** This call's requests in flight at once, at most (default: as many as the store allows). */
   maxInFlight?: number;
+  /** The write's client timestamp (default: nextWriteMicros() when the call is made). */
+  issuedAtMicros?: number;
 }
 
 export interface ReadStateStore {
@@ -43,7 +45,7 @@ export interface ReadStateStore {
   /** Upserts read states (idempotent: writing the same record twice is harmless). */
   writeStates(records: readonly ReadStateRecord[], options?: WriteOptions): Promise<void>;
   /** Removes a membership with its read state. */
-  deleteState(userId: string, channelId: string): Promise<void>;
+  deleteState(userId: string, channelId: string, options?: WriteOptions): Promise<void>;
   /** Upserts channels. */
   writeChannels(records: readonly ChannelRecord[], options?: WriteOptions): Promise<void>;
   /** True when the store answers and its schema is in place. */

@@ -11,6 +11,7 @@ import { Worker } from 'node:worker_threads';
 import type { Logger } from 'pino';
 import type { CassandraStoreOptions } from './cassandra-store.js';
 import type { ChannelRecord, ReadStateRecord, ReadStateStore, WriteOptions } from './records.js';
+import { nextWriteMicros } from './write-clock.js';
 
 type StoreMethod = 'loadUserStates' | 'loadState' | 'loadChannel' | 'writeStates' | 'deleteState' | 'writeChannels' | 'isReady' | 'close';
 
@@ -43,6 +44,10 @@ function errorOf(failure: { name: string; message: string }): Error {
   const error = new Error(failure.message);
   error.name = failure.name;
   return error;
+}
+
+function stamped(options: WriteOptions | undefined): WriteOptions {
+  return { ...options, issuedAtMicros: options?.issuedAtMicros ?? nextWriteMicros() };
 }
 
 interface Pending {
@@ -92,16 +97,19 @@ export class StoreThreadClient implements ReadStateStore {
     return this.call('loadChannel', [channelId]) as Promise<ChannelRecord | null>;
   }
 
+  // Writes are stamped here, on the caller's thread: the thread takes messages from every
+  // store of the process in no common order, and the stamp must follow the order of the calls.
+
   writeStates(records: readonly ReadStateRecord[], options?: WriteOptions): Promise<void> {
-    return this.call('writeStates', [records, options]) as Promise<void>;
+    return this.call('writeStates', [records, stamped(options)]) as Promise<void>;
   }
 
-  deleteState(userId: string, channelId: string): Promise<void> {
-    return this.call('deleteState', [userId, channelId]) as Promise<void>;
+  deleteState(userId: string, channelId: string, options?: WriteOptions): Promise<void> {
+    return this.call('deleteState', [userId, channelId, stamped(options)]) as Promise<void>;
   }
 
   writeChannels(records: readonly ChannelRecord[], options?: WriteOptions): Promise<void> {
-    return this.call('writeChannels', [records, options]) as Promise<void>;
+    return this.call('writeChannels', [records, stamped(options)]) as Promise<void>;
   }
 
   /** Never throws, as the store's own: a thread that is gone is not ready. */
