@@ -199,7 +199,7 @@ export class CassandraReadStateStore implements ReadStateStore {
 
   async writeStates(records: readonly ReadStateRecord[], options?: WriteOptions): Promise<void> {
     if (records.length === 0) return;
-    const timestamp = types.Long.fromNumber(options?.issuedAtMicros ?? nextWriteMicros());
+    const timestamp = writeTimestamp(options);
     // Encode every record before the first await: a malformed one fails the call before any
     // row is written.
     const byUser = new Map<string, unknown[][]>();
@@ -225,7 +225,7 @@ export class CassandraReadStateStore implements ReadStateStore {
   }
 
   async deleteState(userId: string, channelId: string, options?: WriteOptions): Promise<void> {
-    const timestamp = types.Long.fromNumber(options?.issuedAtMicros ?? nextWriteMicros());
+    const timestamp = writeTimestamp(options);
     const params = [timestamp, snowflakeToLong(userId), snowflakeToLong(channelId)];
     await this.ensureSchema();
     await this.writes.run(() => this.client.execute(this.statements.deleteState, params));
@@ -234,7 +234,7 @@ export class CassandraReadStateStore implements ReadStateStore {
   /** Upserts channels: one request each, as each is a partition of its own. */
   async writeChannels(records: readonly ChannelRecord[], options?: WriteOptions): Promise<void> {
     if (records.length === 0) return;
-    const timestamp = types.Long.fromNumber(options?.issuedAtMicros ?? nextWriteMicros());
+    const timestamp = writeTimestamp(options);
     const rows = records.map((record) => [
       snowflakeToLong(record.channelId),
       types.Long.fromNumber(record.messageCount),
@@ -311,6 +311,11 @@ function nativePortOf(contactPoints: readonly string[]): number | undefined {
     }),
   );
   return ports.size === 1 ? [...ports][0] : undefined;
+}
+
+/** The client timestamp of a write: the caller's stamp when it gave one, else now. */
+function writeTimestamp(options: WriteOptions | undefined): Long {
+  return types.Long.fromNumber(options?.issuedAtMicros ?? nextWriteMicros());
 }
 
 function stateOfRow(userId: string, row: Row): ReadStateRecord {
