@@ -75,7 +75,14 @@ else
 
   # 4. JVM flags. The --add-exports/--add-opens list is Cassandra's conf/jvm17-server.options:
   #    without it Java 17 refuses the internals Cassandra uses.
-  JVM=(-Xms"$HEAP" -Xmx"$HEAP" -Xss256k -XX:+UseG1GC -XX:+ParallelRefProcEnabled
+  #    -XX:TieredStopAtLevel=1 compiles with C1 only. A local node shares a few cores with the
+  #    gateway, its tests and its benchmarks, and with C2 it spent minutes after every start
+  #    compiling on them: per-thread CPU during the fan-out benchmark showed the C2 compiler
+  #    thread at 0.3-0.9 of a core through set-up and every write-behind wave (20 rounds of
+  #    2,000-row waves beforehand did not finish it), against 0.1-0.2 of a core for a wave
+  #    with C1 alone. C1's code is slower at peak, which a local node never reaches.
+  #    CASSANDRA_JVM_OPTS="-XX:TieredStopAtLevel=4" brings C2 back.
+  JVM=(-Xms"$HEAP" -Xmx"$HEAP" -Xss256k -XX:TieredStopAtLevel=1 -XX:+UseG1GC -XX:+ParallelRefProcEnabled
     -XX:MaxTenuringThreshold=1 -XX:G1HeapRegionSize=16m -XX:MaxGCPauseMillis=300
     -XX:+PerfDisableSharedMem -XX:+ExitOnOutOfMemoryError -XX:ErrorFile="$DIR/logs/hs_err_%p.log"
     -Djava.net.preferIPv4Stack=true -Djdk.attach.allowAttachSelf=true
