@@ -19,6 +19,10 @@
 // One JSON line per (impl, rate), then one summary line: p99 ratio per rate and the highest
 // rate at which each side keeps p99 under 5 ms. --chart writes the p99-against-rate chart
 // and the results to test/bench/results/fanout.{svg,json}.
+//
+// The Cassandra node shares the two cores. `--nice=-10` (as root) runs the servers and the
+// load ahead of it and of anything else on the machine, as if the database had machines of
+// its own (session-priority.ts); both sides get it.
 
 import { type ChildProcess, spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -29,6 +33,7 @@ import { fileURLToPath } from 'node:url';
 import { BENCH_ADMIN_TOKEN, BENCH_JWT_SECRET, type BenchServer, dropBenchKeyspace, processCpuSeconds, startBenchGateway, startUwsPeer, stopServer } from './bench-servers.js';
 import { renderFanoutChart } from './fanout-chart.js';
 import { channelIdOf, type LoadConfig, type LoadRunResult, userIdOf } from './fanout-layout.js';
+import { setSessionNice } from './session-priority.js';
 
 const IMPLS = ['gateway', 'uws-pubsub'] as const;
 type Impl = (typeof IMPLS)[number];
@@ -46,6 +51,7 @@ const SECONDS = Number(option('seconds', '30'));
 const WARMUP = Number(option('warmup', '3'));
 const PROCESSES = Number(option('processes', '2'));
 const IMPL_LIST = option('impls', IMPLS.join(',')).split(',') as Impl[];
+const NICE = Number(argv.find((arg) => arg.startsWith('--nice='))?.slice('--nice='.length) ?? option('nice', '0'));
 const JSON_OUTPUT = argv.includes('--json');
 const CHART = argv.includes('--chart');
 
@@ -210,9 +216,16 @@ function summarize(impl: Impl, rate: number, runs: LoadRunResult[], paths: strin
 }
 
 async function main(): Promise<void> {
-  if (![USERS, MEMBERS, SECONDS, PROCESSES, ...RATES].every((n) => Number.isSafeInteger(n) && n > 0) || USERS < MEMBERS * PROCESSES) {
-    throw new Error('usage: fanout --users N --members M --rates R1,R2,… --seconds S [--processes P] [--impls gateway,uws-pubsub] [--json] [--chart]');
+  const valid =
+    [USERS, MEMBERS, SECONDS, PROCESSES, ...RATES].every((n) => Number.isSafeInteger(n) && n > 0) &&
+    USERS >= MEMBERS * PROCESSES &&
+    Number.isSafeInteger(NICE);
+  if (!valid) {
+    throw new Error(
+      'usage: fanout --users N --members M --rates R1,R2,… --seconds S [--processes P] [--impls gateway,uws-pubsub] [--nice=N] [--json] [--chart]',
+    );
   }
+  if (NICE !== 0) setSessionNice(NICE, 'fanout');
   const keyspace = `bench_fanout_${Date.now().toString(36)}`;
   const samplesDir = mkdtempSync(join(tmpdir(), 'fanout-'));
   const results: FanoutResult[] = [];
@@ -229,7 +242,7 @@ async function main(): Promise<void> {
     if (gateway !== undefined && peer !== undefined) p99Ratio[rate] = Number((gateway.p99us / peer.p99us).toFixed(2));
   }
   const highestUnder = (impl: Impl) => Math.max(0, ...results.filter((r) => r.impl === impl && r.p99us < P99_TARGET_US && r.received === r.expected).map((r) => r.rate));
-  const summary = { p99Ratio, highestRateUnder5ms: Object.fromEntries(IMPL_LIST.map((impl) => [impl, highestUnder(impl)])) };
+  const summary = { nice: NICE, p99Ratio, highestRateUnder5ms: Object.fromEntries(IMPL_LIST.map((impl) => [impl, highestUnder(impl)])) };
   process.stdout.write(`${JSON.stringify(summary)}\n`);
   if (CHART) {
     const base = fileURLToPath(new URL('../../../test/bench/results/fanout', import.meta.url));

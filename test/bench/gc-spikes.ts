@@ -52,6 +52,7 @@ import { SERVER_NODE_FLAGS } from './node-flags.js';
 import { type GatewaySecond, renderSpikeChart } from './gc-spikes-chart.js';
 import { HostStealSampler } from './host-steal.js';
 import { TABLE_IMPLS, type TableImpl } from './lru-cache-read-state-table.js';
+import { setSessionNice } from './session-priority.js';
 
 const HERE = dirname(fileURLToPath(import.meta.url));
 /** dist/test/bench -> repository root. */
@@ -199,22 +200,6 @@ function spawnNode(nodeArgs: string[], cpu: number, options: SpawnOptions): Chil
   if (Number(args.nice) !== 0) command.unshift('nice', '-n', args.nice);
   if (args.pin) command.unshift('taskset', '-c', String(cpu));
   return spawn(command[0], command.slice(1), options);
-}
-
-/**
- * With autogroup scheduling (the default on desktop-configured kernels, and on this machine's),
- * the kernel first shares the CPU between sessions, and a process's nice value only ranks it
- * inside its own session: `nice -n` alone would not put the gateway and the simulator ahead of
- * the Cassandra node, which start.sh runs in a session of its own. The session's autogroup
- * nice does. The gateways and the simulator are children of this process, in its session.
- */
-function setAutogroupNice(nice: number): void {
-  try {
-    if (readFileSync('/proc/sys/kernel/sched_autogroup_enabled', 'utf8').trim() !== '1') return;
-    writeFileSync('/proc/self/autogroup', String(nice));
-  } catch (error) {
-    console.error(`[gc-spikes] could not set the session's autogroup nice to ${nice}: ${(error as Error).message}`);
-  }
 }
 
 let seededThisRun = false;
@@ -503,7 +488,7 @@ async function main(): Promise<void> {
   if (!Number.isSafeInteger(preload) || preload < 0 || !Number.isSafeInteger(seconds) || seconds < 1) throw new Error('--preload and --seconds must be integers');
   if (impls.some((impl) => !TABLE_IMPLS.includes(impl))) throw new Error(`--impls takes ${TABLE_IMPLS.join(',')}`);
 
-  if (Number(args.nice) !== 0) setAutogroupNice(Number(args.nice));
+  if (Number(args.nice) !== 0) setSessionNice(Number(args.nice), 'gc-spikes');
   const loadAverage = () => loadavg().map((x) => Number(x.toFixed(2)));
   const startedWith = {
     date: new Date().toISOString(),
