@@ -80,7 +80,8 @@ else
   #    compiling on them: per-thread CPU during the fan-out benchmark showed the C2 compiler
   #    thread at 0.3-0.9 of a core through set-up and every write-behind wave (20 rounds of
   #    2,000-row waves beforehand did not finish it), against 0.1-0.2 of a core for a wave
-  #    with C1 alone. C1's code is slower at peak, which a local node never reaches.
+  #    with C1 alone. C1's code costs more per request at high rates; the GC-spike
+  #    benchmark's churn (about 5,800 requests/s) ran no worse with it.
   #    CASSANDRA_JVM_OPTS="-XX:TieredStopAtLevel=4" brings C2 back.
   JVM=(-Xms"$HEAP" -Xmx"$HEAP" -Xss256k -XX:TieredStopAtLevel=1 -XX:+UseG1GC -XX:+ParallelRefProcEnabled
     -XX:MaxTenuringThreshold=1 -XX:G1HeapRegionSize=16m -XX:MaxGCPauseMillis=300
