@@ -40,7 +40,10 @@ type Impl = (typeof IMPLS)[number];
 const P99_TARGET_US = 5000;
 
 const argv = process.argv.slice(2);
+/** `--name value` or `--name=value` (the form a negative value such as --nice=-10 needs). */
 const option = (name: string, fallback: string) => {
+  const inline = argv.find((arg) => arg.startsWith(`--${name}=`));
+  if (inline !== undefined) return inline.slice(name.length + 3);
   const at = argv.indexOf(`--${name}`);
   return at === -1 ? fallback : argv[at + 1];
 };
@@ -51,7 +54,7 @@ const SECONDS = Number(option('seconds', '30'));
 const WARMUP = Number(option('warmup', '3'));
 const PROCESSES = Number(option('processes', '2'));
 const IMPL_LIST = option('impls', IMPLS.join(',')).split(',') as Impl[];
-const NICE = Number(argv.find((arg) => arg.startsWith('--nice='))?.slice('--nice='.length) ?? option('nice', '0'));
+const NICE = Number(option('nice', '0'));
 const JSON_OUTPUT = argv.includes('--json');
 const CHART = argv.includes('--chart');
 
