@@ -3,6 +3,7 @@
 // same again through StoreThreadClient, the store on a worker thread as the gateway runs it
 // (the compiled thread from dist/): records and errors cross the thread unchanged.
 
+import pino from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CassandraReadStateStore, type CassandraStoreOptions } from '../../src/store/cassandra-store.js';
 import { emptyWindow, type WindowMessage, windowOfMessages } from '../../src/store/recent-window.js';
@@ -85,6 +86,19 @@ describe.each(connectors)('%s', (_, connect) => {
     expect(loaded.sort(byChannel)).toEqual(records);
   });
 
+  it('writes many users in one call, whatever mix of small and large partitions', async () => {
+    const records = [
+      ...Array.from({ length: 1000 }, (_, i) => state(String(30_000 + i), '71', String(700 + i), i % 3)),
+      ...Array.from({ length: 120 }, (_, i) => state('31999', String(72 + i), String(800 + i))),
+      ...Array.from({ length: 7 }, (_, i) => state(String(32_000 + i), '71', null)),
+    ];
+    await store.writeStates(records);
+    for (const record of [records[0], records[537], records[999], records[1000], records[1119], records[1126]]) {
+      expect(await store.loadState(record.userId, record.channelId)).toEqual(record);
+    }
+    expect((await store.loadUserStates('31999')).sort(byChannel)).toEqual(records.slice(1000, 1120));
+  });
+
   it('deletes a membership, and a later write brings it back', async () => {
     await store.writeStates([state('13', '31', '300'), state('13', '32', '301')]);
     await store.deleteState('13', '31');
@@ -130,6 +144,26 @@ describe.each(connectors)('%s', (_, connect) => {
     const next: ChannelRecord = { ...channel, messageCount: channel.messageCount + 1, window: windowOfMessages([...window.slice(1), { id: MAX_U64, mentionsEveryone: false, mentions: ['7'] }]) };
     await store.writeChannels([next]);
     expect(await store.loadChannel(MAX_U64)).toEqual(next);
+  });
+});
+
+describe('CassandraReadStateStore batching', () => {
+  it('writes thousands of users without a warning from Cassandra', async () => {
+    // Unlogged batches across more than 10 partitions draw Cassandra's warning, which the
+    // driver passes on (and the store logs) for every batch.
+    const keyspace = uniqueKeyspace('it_store_batches');
+    const lines: string[] = [];
+    const log = pino({ level: 'warn' }, { write: (line: string) => lines.push(line) });
+    const store = await CassandraReadStateStore.connect({ contactPoints: DEV_CONTACT_POINTS, keyspace, log });
+    try {
+      const records = Array.from({ length: 2000 }, (_, i) => state(String(40_000 + i), String(1 + (i % 7)), String(900 + i)));
+      await store.writeStates(records);
+      expect(await store.loadState('41999', String(1 + (1999 % 7)))).toEqual(records[1999]);
+      expect(lines.filter((line) => line.includes('cassandra-driver'))).toEqual([]);
+    } finally {
+      await store.close();
+      await dropKeyspace(DEV_CONTACT_POINTS, keyspace);
+    }
   });
 });
 
