@@ -12,7 +12,7 @@
 #   2. starts NATS (infra/nats/start.sh) and Cassandra: --cassandra 1 (default) the dev node
 #      on 127.0.0.1:9042 (infra/cassandra/start.sh), --cassandra 3 the local ring on
 #      127.0.0.1-3:9242 (infra/cassandra/ring.sh start) with replication factor 3 and QUORUM;
-#   3. starts node i = 1..N with the flags of `npm start` (infra/start-dev.sh) on port
+#   3. starts node i = 1..N with the flags of `npm start` (infra/gateway-node-flags.sh) on port
 #      base-port + i - 1 with GATEWAY_NODE_ID=i (also its snowflake worker id), one at a
 #      time, each waiting for /readyz 200 (60 s): the first node seeds the demo data before
 #      the others look for it.
@@ -34,6 +34,7 @@ set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$ROOT"
+source infra/gateway-node-flags.sh
 DIR=$ROOT/.local/cluster
 LAYOUT=$DIR/layout
 READY_TIMEOUT=${CLUSTER_READY_TIMEOUT:-60}
@@ -224,7 +225,7 @@ for ((i = 1; i <= NODES; i++)); do
   # setsid: own session, so a Ctrl-C here does not take the node down (cluster:stop does).
   PORT=$port HOST=127.0.0.1 GATEWAY_NODE_ID=$i \
     GATEWAY_PUBLIC_URL=ws://127.0.0.1:$port/gateway \
-    setsid node --single-threaded-gc --heap-growing-percent=300 dist/src/main.js </dev/null >>"$log" 2>&1 &
+    setsid node "${GATEWAY_NODE_FLAGS[@]}" dist/src/main.js </dev/null >>"$log" 2>&1 &
   pid=$!
   echo "$pid" >"$DIR/node-$i.pid"
   started+=("$i $pid")

@@ -42,11 +42,6 @@ if [[ -z ${GATEWAY_JWT_SECRET:-} || -z ${GATEWAY_ADMIN_TOKEN:-} ]]; then
 BANNER
 fi
 
-# One GC thread: the read states live off-heap in typed arrays, so the V8 heap stays small
-# and parallel GC helpers buy little; on a few shared cores they contend with the event
-# loop, and a scavenge then waits on a helper that is not running (README, GC spikes).
-# With one GC thread a full GC also marks on the event loop (20-28 ms of steps over 40-70 ms
-# in a 15 MB heap); V8 sized the old generation at about twice what survived, so under steady
-# fan-out one came every 8 s. Pinning the growth factor at V8's own largest, four, leaves the
-# old generation room to grow for minutes between them (docs/architecture.md).
-exec node --single-threaded-gc --heap-growing-percent=300 dist/src/main.js
+# Node flags, and why: infra/gateway-node-flags.sh.
+source infra/gateway-node-flags.sh
+exec node "${GATEWAY_NODE_FLAGS[@]}" dist/src/main.js
