@@ -28,7 +28,7 @@ export async function renderFanoutChart(results: readonly FanoutPoint[], subtitl
         encoding: {
           x: { field: 'rate', type: 'quantitative', title: 'messages per second', scale: { type: 'log' }, axis: { values: [...new Set(results.map((r) => r.rate))] } },
           y: { field: 'ms', type: 'quantitative', title: 'milliseconds (log scale)', scale: { type: 'log' } },
-          color: { field: 'impl', type: 'nominal', title: null, scale: { domain: ['gateway', 'uws-pubsub'], range: ['#5a4fcf', '#e8a33d'] }, legend: { orient: 'top' } },
+          color: { field: 'impl', type: 'nominal', title: null, scale: { domain: ['gateway', 'gateway-no-write-behind', 'uws-pubsub'], range: ['#5a4fcf', '#9aa0a6', '#e8a33d'] }, legend: { orient: 'top' } },
           strokeDash: { field: 'stat', type: 'nominal', title: null, sort: ['p99', 'p50'], legend: { orient: 'top' } },
         },
       },

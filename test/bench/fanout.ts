@@ -10,7 +10,10 @@
 // - gateway: the compiled gateway on the local Cassandra node (own keyspace, dropped after;
 //   rate limit off and heartbeats far apart, since neither is what this measures);
 // - uws-pubsub: each socket subscribed to its channel's topic, a message published to it
-//   (test/bench/uws-pubsub-server.ts), the floor for the same deliveries.
+//   (test/bench/uws-pubsub-server.ts), the floor for the same deliveries;
+// - gateway-no-write-behind (with --control): the same gateway with the flush delay beyond
+//   the run, so no changed state is written during it: the gap between it and `gateway` in
+//   the same run is the write-behind's, the rest is the host's and the per-message work's.
 // The load runs in --processes child processes (channels split between them, so a message's
 // send and receipts are timed on one clock), each reporting its own CPU and event-loop delay:
 // a load process near a full core, or with event-loop delays near the figures, measures
@@ -35,8 +38,10 @@ import { renderFanoutChart } from './fanout-chart.js';
 import { channelIdOf, type LoadConfig, type LoadRunResult, userIdOf } from './fanout-layout.js';
 import { setSessionNice } from './session-priority.js';
 
-const IMPLS = ['gateway', 'uws-pubsub'] as const;
+const IMPLS = ['gateway', 'gateway-no-write-behind', 'uws-pubsub'] as const;
 type Impl = (typeof IMPLS)[number];
+/** The control's flush delay: an hour, longer than any ladder. */
+const CONTROL_FLUSH_DELAY_MS = 3_600_000;
 const P99_TARGET_US = 5000;
 
 const argv = process.argv.slice(2);
@@ -53,7 +58,7 @@ const RATES = option('rates', option('rate', '500,1000,2000,5000,10000')).split(
 const SECONDS = Number(option('seconds', '30'));
 const WARMUP = Number(option('warmup', '3'));
 const PROCESSES = Number(option('processes', '2'));
-const IMPL_LIST = option('impls', IMPLS.join(',')).split(',') as Impl[];
+const IMPL_LIST = option('impls', argv.includes('--control') ? IMPLS.join(',') : 'gateway,uws-pubsub').split(',') as Impl[];
 const NICE = Number(option('nice', '0'));
 const JSON_OUTPUT = argv.includes('--json');
 const CHART = argv.includes('--chart');
@@ -135,16 +140,19 @@ async function joinMembers(server: BenchServer, channels: number): Promise<void>
 
 async function runImpl(impl: Impl, keyspace: string, samplesDir: string): Promise<FanoutResult[]> {
   const channels = Math.floor(USERS / MEMBERS);
-  const server =
-    impl === 'gateway' ? await startBenchGateway(keyspace, { GATEWAY_HEARTBEAT_INTERVAL_MS: String(3_600_000) }) : await startUwsPeer('uws-pubsub-server.js');
+  const isGateway = impl !== 'uws-pubsub';
+  const gatewayEnv: Record<string, string> = { GATEWAY_HEARTBEAT_INTERVAL_MS: String(3_600_000) };
+  if (impl === 'gateway-no-write-behind') gatewayEnv.READSTATE_FLUSH_DELAY_MS = String(CONTROL_FLUSH_DELAY_MS);
+  // Each gateway on a keyspace of its own: the control must not find the first one's memberships.
+  const server = isGateway ? await startBenchGateway(`${keyspace}_${IMPLS.indexOf(impl)}`, gatewayEnv) : await startUwsPeer('uws-pubsub-server.js');
   const loads: LoadProcess[] = [];
   try {
-    if (impl === 'gateway') await joinMembers(server, channels);
+    if (isGateway) await joinMembers(server, channels);
     const script = fileURLToPath(new URL('./fanout-load.js', import.meta.url));
     for (let p = 0; p < PROCESSES; p++) {
       const first = Math.floor((channels * p) / PROCESSES);
       const config: LoadConfig = {
-        impl,
+        impl: isGateway ? 'gateway' : 'uws-pubsub',
         url: `ws://127.0.0.1:${server.port}/gateway`,
         firstChannel: first,
         channels: Math.floor((channels * (p + 1)) / PROCESSES) - first,
@@ -222,10 +230,11 @@ async function main(): Promise<void> {
   const valid =
     [USERS, MEMBERS, SECONDS, PROCESSES, ...RATES].every((n) => Number.isSafeInteger(n) && n > 0) &&
     USERS >= MEMBERS * PROCESSES &&
-    Number.isSafeInteger(NICE);
+    Number.isSafeInteger(NICE) &&
+    IMPL_LIST.every((impl) => IMPLS.includes(impl));
   if (!valid) {
     throw new Error(
-      'usage: fanout --users N --members M --rates R1,R2,… --seconds S [--processes P] [--impls gateway,uws-pubsub] [--nice=N] [--json] [--chart]',
+      'usage: fanout --users N --members M --rates R1,R2,… --seconds S [--processes P] [--impls gateway,uws-pubsub] [--control] [--nice=N] [--json] [--chart]',
     );
   }
   if (NICE !== 0) setSessionNice(NICE, 'fanout');
@@ -236,16 +245,26 @@ async function main(): Promise<void> {
     for (const impl of IMPL_LIST) results.push(...(await runImpl(impl, keyspace, samplesDir)));
   } finally {
     rmSync(samplesDir, { recursive: true, force: true });
-    if (IMPL_LIST.includes('gateway')) await dropBenchKeyspace(keyspace);
+    for (const impl of IMPL_LIST) if (impl !== 'uws-pubsub') await dropBenchKeyspace(`${keyspace}_${IMPLS.indexOf(impl)}`);
   }
-  const p99Ratio: Record<string, number> = {};
-  for (const rate of RATES) {
-    const gateway = results.find((r) => r.impl === 'gateway' && r.rate === rate);
-    const peer = results.find((r) => r.impl === 'uws-pubsub' && r.rate === rate);
-    if (gateway !== undefined && peer !== undefined) p99Ratio[rate] = Number((gateway.p99us / peer.p99us).toFixed(2));
-  }
+  /** p99 of `impl` over the peer's, per rate. */
+  const ratioToPeer = (impl: Impl) => {
+    const ratios: Record<string, number> = {};
+    for (const rate of RATES) {
+      const side = results.find((r) => r.impl === impl && r.rate === rate);
+      const peer = results.find((r) => r.impl === 'uws-pubsub' && r.rate === rate);
+      if (side !== undefined && peer !== undefined) ratios[rate] = Number((side.p99us / peer.p99us).toFixed(2));
+    }
+    return ratios;
+  };
+  const p99Ratio = ratioToPeer('gateway');
   const highestUnder = (impl: Impl) => Math.max(0, ...results.filter((r) => r.impl === impl && r.p99us < P99_TARGET_US && r.received === r.expected).map((r) => r.rate));
-  const summary = { nice: NICE, p99Ratio, highestRateUnder5ms: Object.fromEntries(IMPL_LIST.map((impl) => [impl, highestUnder(impl)])) };
+  const summary = {
+    nice: NICE,
+    p99Ratio,
+    ...(IMPL_LIST.includes('gateway-no-write-behind') ? { p99RatioWithoutWriteBehind: ratioToPeer('gateway-no-write-behind') } : {}),
+    highestRateUnder5ms: Object.fromEntries(IMPL_LIST.map((impl) => [impl, highestUnder(impl)])),
+  };
   process.stdout.write(`${JSON.stringify(summary)}\n`);
   if (CHART) {
     const base = fileURLToPath(new URL('../../../test/bench/results/fanout', import.meta.url));
