@@ -42,6 +42,8 @@ const IMPLS = ['gateway', 'gateway-no-write-behind', 'uws-pubsub'] as const;
 type Impl = (typeof IMPLS)[number];
 /** The control's flush delay: an hour, longer than any ladder. */
 const CONTROL_FLUSH_DELAY_MS = 3_600_000;
+/** Each gateway on a keyspace of its own: the control must not find the first one's memberships. */
+const keyspaceOf = (base: string, impl: Impl) => `${base}_${IMPLS.indexOf(impl)}`;
 const P99_TARGET_US = 5000;
 
 const argv = process.argv.slice(2);
@@ -143,8 +145,7 @@ async function runImpl(impl: Impl, keyspace: string, samplesDir: string): Promis
   const isGateway = impl !== 'uws-pubsub';
   const gatewayEnv: Record<string, string> = { GATEWAY_HEARTBEAT_INTERVAL_MS: String(3_600_000) };
   if (impl === 'gateway-no-write-behind') gatewayEnv.READSTATE_FLUSH_DELAY_MS = String(CONTROL_FLUSH_DELAY_MS);
-  // Each gateway on a keyspace of its own: the control must not find the first one's memberships.
-  const server = isGateway ? await startBenchGateway(`${keyspace}_${IMPLS.indexOf(impl)}`, gatewayEnv) : await startUwsPeer('uws-pubsub-server.js');
+  const server = isGateway ? await startBenchGateway(keyspaceOf(keyspace, impl), gatewayEnv) : await startUwsPeer('uws-pubsub-server.js');
   const loads: LoadProcess[] = [];
   try {
     if (isGateway) await joinMembers(server, channels);
@@ -245,7 +246,7 @@ async function main(): Promise<void> {
     for (const impl of IMPL_LIST) results.push(...(await runImpl(impl, keyspace, samplesDir)));
   } finally {
     rmSync(samplesDir, { recursive: true, force: true });
-    for (const impl of IMPL_LIST) if (impl !== 'uws-pubsub') await dropBenchKeyspace(`${keyspace}_${IMPLS.indexOf(impl)}`);
+    for (const impl of IMPL_LIST) if (impl !== 'uws-pubsub') await dropBenchKeyspace(keyspaceOf(keyspace, impl));
   }
   /** p99 of `impl` over the peer's, per rate. */
   const ratioToPeer = (impl: Impl) => {
