@@ -1,7 +1,7 @@
 # shellcheck shell=bash
 # Sourced by the scripts that start gateway processes (start-dev.sh for `npm start`,
-# cluster.sh): the Node flags they run dist/src/main.js with. The benchmarks' servers take
-# the same (test/bench/node-flags.ts); change both together.
+# cluster.sh): the Node flags they run dist/src/main.js with. The benchmarks' servers read
+# the same list from here (test/bench/node-flags.ts): keep it one line of plain flags.
 #
 # --single-threaded-gc: the read states live off-heap in typed arrays, so the V8 heap stays
 #   small and parallel GC helpers buy little; on a few shared cores they contend with the

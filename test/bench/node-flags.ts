@@ -1,10 +1,17 @@
-/**
- * Node flags for the servers the benchmarks start, as `npm start` runs the
- * gateway (infra/start-dev.sh): with two cores shared by gateway, load and Cassandra,
- * V8's parallel GC helpers are often not running when a scavenge needs them, and the main
- * thread waits (scavenges of 5-8 ms in heaps of 20 MB). One GC thread keeps those pauses
- * at a millisecond or two. The old generation may grow to four times what the last full GC
- * kept before the next one starts (V8's own largest factor, pinned). The same list as
- * infra/gateway-node-flags.sh, which says why each: change both together.
- */
-export const SERVER_NODE_FLAGS = ['--single-threaded-gc', '--heap-growing-percent=300'];
+// Node flags for the servers the benchmarks start, as `npm start` and `npm run cluster` run
+// the gateway: read from infra/gateway-node-flags.sh, the one list, which says why each.
+
+import { readFileSync } from 'node:fs';
+
+const FLAGS_FILE = new URL('../../../infra/gateway-node-flags.sh', import.meta.url);
+
+function readGatewayNodeFlags(): string[] {
+  const line = /^GATEWAY_NODE_FLAGS=\(([^)]*)\)$/m.exec(readFileSync(FLAGS_FILE, 'utf8'));
+  const flags = line?.[1].trim().split(/\s+/) ?? [];
+  if (flags.length === 0 || !flags.every((flag) => /^--[a-z0-9-]+(=[^\s'"]+)?$/.test(flag))) {
+    throw new Error(`${FLAGS_FILE.pathname}: expected one line GATEWAY_NODE_FLAGS=(--flag ...) of plain flags`);
+  }
+  return flags;
+}
+
+export const SERVER_NODE_FLAGS = readGatewayNodeFlags();
