@@ -44,6 +44,7 @@ type Impl = (typeof IMPLS)[number];
 const CONTROL_FLUSH_DELAY_MS = 3_600_000;
 /** Each gateway on a keyspace of its own: the control must not find the first one's memberships. */
 const keyspaceOf = (base: string, impl: Impl) => `${base}_${IMPLS.indexOf(impl)}`;
+const isGateway = (impl: Impl) => impl !== 'uws-pubsub';
 const P99_TARGET_US = 5000;
 
 const argv = process.argv.slice(2);
@@ -142,18 +143,17 @@ async function joinMembers(server: BenchServer, channels: number): Promise<void>
 
 async function runImpl(impl: Impl, keyspace: string, samplesDir: string): Promise<FanoutResult[]> {
   const channels = Math.floor(USERS / MEMBERS);
-  const isGateway = impl !== 'uws-pubsub';
   const gatewayEnv: Record<string, string> = { GATEWAY_HEARTBEAT_INTERVAL_MS: String(3_600_000) };
   if (impl === 'gateway-no-write-behind') gatewayEnv.READSTATE_FLUSH_DELAY_MS = String(CONTROL_FLUSH_DELAY_MS);
-  const server = isGateway ? await startBenchGateway(keyspaceOf(keyspace, impl), gatewayEnv) : await startUwsPeer('uws-pubsub-server.js');
+  const server = isGateway(impl) ? await startBenchGateway(keyspaceOf(keyspace, impl), gatewayEnv) : await startUwsPeer('uws-pubsub-server.js');
   const loads: LoadProcess[] = [];
   try {
-    if (isGateway) await joinMembers(server, channels);
+    if (isGateway(impl)) await joinMembers(server, channels);
     const script = fileURLToPath(new URL('./fanout-load.js', import.meta.url));
     for (let p = 0; p < PROCESSES; p++) {
       const first = Math.floor((channels * p) / PROCESSES);
       const config: LoadConfig = {
-        impl: isGateway ? 'gateway' : 'uws-pubsub',
+        impl: isGateway(impl) ? 'gateway' : 'uws-pubsub',
         url: `ws://127.0.0.1:${server.port}/gateway`,
         firstChannel: first,
         channels: Math.floor((channels * (p + 1)) / PROCESSES) - first,
@@ -246,7 +246,7 @@ async function main(): Promise<void> {
     for (const impl of IMPL_LIST) results.push(...(await runImpl(impl, keyspace, samplesDir)));
   } finally {
     rmSync(samplesDir, { recursive: true, force: true });
-    for (const impl of IMPL_LIST) if (impl !== 'uws-pubsub') await dropBenchKeyspace(keyspaceOf(keyspace, impl));
+    for (const impl of IMPL_LIST.filter(isGateway)) await dropBenchKeyspace(keyspaceOf(keyspace, impl));
   }
   /** p99 of `impl` over the peer's, per rate. */
   const ratioToPeer = (impl: Impl) => {
