@@ -148,7 +148,7 @@ describe.each(connectors)('%s', (_, connect) => {
 });
 
 describe('CassandraReadStateStore batching', () => {
-  it('writes thousands of users without a warning from Cassandra', async () => {
+  it('writes thousands of users, and users with many states, without a warning from Cassandra', async () => {
     // Unlogged batches across more than 10 partitions draw Cassandra's warning, which the
     // driver passes on (and the store logs) for every batch.
     const keyspace = uniqueKeyspace('it_store_batches');
@@ -159,6 +159,10 @@ describe('CassandraReadStateStore batching', () => {
       const records = Array.from({ length: 2000 }, (_, i) => state(String(40_000 + i), String(1 + (i % 7)), String(900 + i)));
       await store.writeStates(records);
       expect(await store.loadState('41999', String(1 + (1999 % 7)))).toEqual(records[1999]);
+      // And users with many states each, as a user in many channels has: batches fill up with rows rather than partitions.
+      const manyPerUser = Array.from({ length: 1600 }, (_, i) => state(String(50_000 + Math.floor(i / 16)), String(1 + (i % 16)), String(900 + i)));
+      await store.writeStates(manyPerUser);
+      expect(await store.loadUserStates('50099')).toHaveLength(16);
       expect(lines.filter((line) => line.includes('cassandra-driver'))).toEqual([]);
     } finally {
       await store.close();
