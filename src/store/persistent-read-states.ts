@@ -154,11 +154,17 @@ export class PersistentReadStates implements DirtyEvictionSink, FlushSink {
    */
   private readonly pendingMentions = new Map<string, number>();
   private readonly channelSource: ChannelSource;
-  private readonly writeQueue = new WriteQueue<ReadStateRecord>();
+  /** Keys of unconfirmed records in the order they were handed over (each write sends a key's newest copy). */
+  private readonly writeQueue = new WriteQueue<string>();
   /** Channel slot -> when its first unwritten change happened. */
   private readonly dirtyChannels = new Map<number, number>();
   private readonly channelQueue = new WriteQueue<number>();
   private writing = false;
+  private drainScheduled = false;
+  private readonly scheduledDrain = () => {
+    this.drainScheduled = false;
+    void this.drain();
+  };
   private failures = 0;
   private retryAt = 0;
 
@@ -171,6 +177,8 @@ export class PersistentReadStates implements DirtyEvictionSink, FlushSink {
   private readonly channelHalves = new Uint32Array(2);
   private readonly messageHalves = new Uint32Array(2);
   private readonly mentionHalves = new Uint32Array(2 * 1024);
+  /** User, channel and ack of a record being inserted. */
+  private readonly recordHalves = new Uint32Array(6);
   private readonly viewScratch = emptyView();
 
   private readonly counters = { hits: 0, misses: 0, flushes: 0, writes: 0, writeErrors: 0, loadErrors: 0 };
@@ -260,7 +268,10 @@ export class PersistentReadStates implements DirtyEvictionSink, FlushSink {
       const channelHi = channel[0];
       const channelLo = channel[1];
       let slot = this.engine.table.find(userHi, userLo, channelHi, channelLo);
-      if (slot === -1) slot = this.insertRecord(this.unconfirmed.get(keyOf(record.userId, record.channelId)) ?? record);
+      if (slot === -1) {
+        const key = keyOf(record.userId, record.channelId);
+        slot = this.insertRecord(this.unconfirmed.get(key) ?? record, key);
+      }
       if (slot === -1) {
         // Table full of unwritable dirty entries: answer from the record itself.
         const ack = record.lastAckedId === null ? [0, 0] : this.pair(record.lastAckedId);
@@ -352,8 +363,11 @@ export class PersistentReadStates implements DirtyEvictionSink, FlushSink {
   async ack(userId: string, channelId: string, messageId: string): Promise<AckResult> {
     try {
       for (let attempt = 0; attempt <= 3; attempt++) {
-        if (!(await this.ensureChannel(channelId))) return { code: Outcome.unknownChannel };
-        if (!(await this.ensureState(userId, channelId))) return { code: Outcome.missingAccess };
+        // Awaited only when a load is under way: awaiting a plain `true` still costs a promise and a turn.
+        const channel = this.ensureChannel(channelId);
+        if (channel !== true && !(await channel)) return { code: Outcome.unknownChannel };
+        const state = this.ensureState(userId, channelId);
+        if (state !== true && !(await state)) return { code: Outcome.missingAccess };
         const result = this.ackResident(userId, channelId, messageId);
         if (result !== undefined) return result;
       }
@@ -587,20 +601,26 @@ export class PersistentReadStates implements DirtyEvictionSink, FlushSink {
 
   acceptDirtyEviction(table: ReadStateTable, slot: number): boolean {
     const record = this.recordOf(table, slot);
+    const key = keyOf(record.userId, record.channelId);
     // Leaving: kept in memory rather than written, in case the delete fails.
-    if (this.leaving.has(keyOf(record.userId, record.channelId))) return false;
+    if (this.leaving.has(key)) return false;
     if (this.unconfirmed.size >= this.maxPendingWrites) {
       this.log?.warn({ pendingWrites: this.unconfirmed.size }, 'store behind: keeping dirty read states in memory');
       return false;
     }
-    this.enqueue(record);
-    queueMicrotask(() => void this.drain());
+    this.enqueue(key, record);
+    // One drain per turn however many entries a turn evicts (a miss storm evicts thousands).
+    if (!this.drainScheduled) {
+      this.drainScheduled = true;
+      queueMicrotask(this.scheduledDrain);
+    }
     return true;
   }
 
   flushEntry(table: ReadStateTable, slot: number): void {
     const record = this.recordOf(table, slot);
-    if (!this.leaving.has(keyOf(record.userId, record.channelId))) this.enqueue(record);
+    const key = keyOf(record.userId, record.channelId);
+    if (!this.leaving.has(key)) this.enqueue(key, record);
   }
 
   /** Marks the state dirty again if it is in memory (a flush skipped it while a delete was pending). */
@@ -653,22 +673,33 @@ export class PersistentReadStates implements DirtyEvictionSink, FlushSink {
       this.counters.misses++;
       const pending = this.unconfirmed.get(key);
       const source = pending !== undefined ? Promise.resolve(pending) : this.store.loadState(userId, channelId);
-      load = source
-        .then((record) => {
-          if (record === null) {
-            this.rememberNonMember(key);
-            this.pendingMentions.delete(key);
-            return false;
-          }
-          const u = this.halves(userId, this.userHalves);
-          const c = this.halves(channelId, this.channelHalves);
-          if (this.engine.table.find(u[0], u[1], c[0], c[1]) !== -1) return true;
-          return this.insertRecord(this.unconfirmed.get(key) ?? record) !== -1;
-        })
-        .finally(() => this.stateLoads.delete(key));
+      // Both outcomes forget the load in the same callback that settles it: no .finally, one promise fewer per miss.
+      load = source.then(
+        (record) => {
+          this.stateLoads.delete(key);
+          return this.installState(key, userId, channelId, record);
+        },
+        (error: unknown) => {
+          this.stateLoads.delete(key);
+          throw error;
+        },
+      );
       this.stateLoads.set(key, load);
     }
     return load;
+  }
+
+  /** A loaded state made resident (unless a load that came first did it); false when the store says it is no membership. */
+  private installState(key: string, userId: string, channelId: string, record: ReadStateRecord | null): boolean {
+    if (record === null) {
+      this.rememberNonMember(key);
+      this.pendingMentions.delete(key);
+      return false;
+    }
+    const user = this.halves(userId, this.userHalves);
+    const channel = this.halves(channelId, this.channelHalves);
+    if (this.engine.table.find(user[0], user[1], channel[0], channel[1]) !== -1) return true;
+    return this.insertRecord(this.unconfirmed.get(key) ?? record, key) !== -1;
   }
 
   private rememberNonMember(key: string): void {
@@ -695,19 +726,20 @@ export class PersistentReadStates implements DirtyEvictionSink, FlushSink {
   // ---- Engine application -----------------------------------------------------------------
 
   /** Inserts a loaded record; the slot, or -1 when the table is full of unwritable dirty entries. */
-  private insertRecord(record: ReadStateRecord): number {
-    const user = this.pair(record.userId);
-    const channel = this.pair(record.channelId);
+  private insertRecord(record: ReadStateRecord, key = keyOf(record.userId, record.channelId)): number {
+    // Scratch of its own: callers keep ids in the user and channel scratch across this call.
+    const ids = this.recordHalves;
+    this.halves(record.userId, ids, 0);
+    this.halves(record.channelId, ids, 2);
     const table = this.engine.table;
-    const slot = table.insert(user[0], user[1], channel[0], channel[1]);
+    const slot = table.insert(ids[0], ids[1], ids[2], ids[3]);
     if (slot === -1) return -1;
     if (record.lastAckedId !== null) {
-      const ack = this.pair(record.lastAckedId);
-      table.setAck(slot, ack[0], ack[1]);
+      this.halves(record.lastAckedId, ids, 4);
+      table.setAck(slot, ids[4], ids[5]);
     }
     table.setMentionBias(slot, record.mentionBias);
     table.setPinnedAt(slot, record.pinnedAt);
-    const key = keyOf(record.userId, record.channelId);
     const pending = this.pendingMentions.get(key);
     if (pending !== undefined) {
       this.pendingMentions.delete(key);
@@ -763,9 +795,9 @@ export class PersistentReadStates implements DirtyEvictionSink, FlushSink {
     if (taken === FLUSH_CHUNK || channelsDue === FLUSH_CHUNK) setImmediate(() => this.flushDue());
   }
 
-  private enqueue(record: ReadStateRecord): void {
-    this.unconfirmed.set(keyOf(record.userId, record.channelId), record);
-    this.writeQueue.push(record, this.clock());
+  private enqueue(key: string, record: ReadStateRecord): void {
+    this.unconfirmed.set(key, record);
+    this.writeQueue.push(key, this.clock());
   }
 
   /** Sends queued records and channels to the store, one batch at a time, backing off after failures. */
@@ -791,18 +823,23 @@ export class PersistentReadStates implements DirtyEvictionSink, FlushSink {
           continue;
         }
         const { items, since } = this.writeQueue.take(this.writeBatchSize);
-        // Skip records a newer copy (or a leave) has superseded.
-        const batch = items.filter((r) => this.unconfirmed.get(keyOf(r.userId, r.channelId)) === r);
+        // Each key's newest copy; keys confirmed or left since they were queued are skipped.
+        const keys: string[] = [];
+        const batch: ReadStateRecord[] = [];
+        for (const key of items) {
+          const record = this.unconfirmed.get(key);
+          if (record === undefined) continue;
+          keys.push(key);
+          batch.push(record);
+        }
         if (batch.length === 0) continue;
         try {
           await this.store.writeStates(batch, this.writeOptions(since));
-          for (const record of batch) {
-            const key = keyOf(record.userId, record.channelId);
-            if (this.unconfirmed.get(key) === record) this.unconfirmed.delete(key);
-          }
+          // A copy newer than the one written stays, for its own queue entry.
+          for (let i = 0; i < keys.length; i++) if (this.unconfirmed.get(keys[i]) === batch[i]) this.unconfirmed.delete(keys[i]);
           this.succeeded(batch.length);
         } catch (error) {
-          this.writeQueue.putBack(batch, since);
+          this.writeQueue.putBack(keys, since);
           this.failed(error);
         }
       }
@@ -852,9 +889,9 @@ export class PersistentReadStates implements DirtyEvictionSink, FlushSink {
     };
   }
 
-  /** Parses an id into `into`; ids reach here validated by the codec. */
-  private halves(id: string, into: Uint32Array): Uint32Array {
-    if (!parseSnowflake(id, into, 0)) throw new Error(`malformed snowflake ${id}`);
+  /** Parses an id into `into` from `at`; ids reach here validated by the codec. */
+  private halves(id: string, into: Uint32Array, at = 0): Uint32Array {
+    if (!parseSnowflake(id, into, at)) throw new Error(`malformed snowflake ${id}`);
     return into;
   }
 
