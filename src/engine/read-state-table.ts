@@ -282,6 +282,13 @@ export class ReadStateTable implements SlotKeys {
     return Math.max(0, this.flushDelayMs - age);
   }
 
+  /** How long the oldest dirty entry has been due: how far write-behind is behind (0 when nothing is due). */
+  msOverdue(nowMs: number): number {
+    if (this.dirtyHead === NONE) return 0;
+    const age = ((nowMs >>> 0) - this.words[this.dirtyHead * STRIDE + DIRTY_SINCE]) | 0;
+    return Math.max(0, age - this.flushDelayMs);
+  }
+
   /** Slots from most to least recently used. */
   *slotsByRecency(): IterableIterator<number> {
     for (let slot = this.lruHead; slot !== NONE; slot = this.words[slot * STRIDE + LRU_NEXT]) yield slot;

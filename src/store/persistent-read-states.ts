@@ -8,10 +8,11 @@
 //   changes ride along), at once when evicted, and everything on stop(). Memberships (join,
 //   leave) are written through before they are acknowledged.
 // - Write-behind trickles: a few requests in flight (writeBehindInFlight) while the oldest
-//   queued write is younger than a third of flushDelayMs, the store's full concurrency once
+//   waiting write is younger than a third of flushDelayMs, the store's full concurrency once
 //   it is older (and on stop). Thousands of rows fall due together every flush window; sent
 //   32 at a time they burst the store node, and on a shared machine that burst is what the
 //   event loop feels. The age rule bounds what kill -9 can lose: 1⅓ windows when behind.
+//   Due states wait in the table, not as records, until the drain has room to send them.
 // - Faults: a record handed to the store stays in `unconfirmed` until a write succeeds; a
 //   failed write is retried with backoff, a newer copy supersedes an older one, and loads
 //   read unconfirmed copies before the store, so nothing is lost or overwritten with older
@@ -620,7 +621,10 @@ export class PersistentReadStates implements DirtyEvictionSink, FlushSink {
   flushEntry(table: ReadStateTable, slot: number): void {
     const record = this.recordOf(table, slot);
     const key = keyOf(record.userId, record.channelId);
-    if (!this.leaving.has(key)) this.enqueue(key, record);
+    // Queued as waiting since it fell due (the entry handed over is always the oldest dirty
+    // one), so the trickle rule counts the time it waited in the table.
+    const now = this.clock();
+    if (!this.leaving.has(key)) this.enqueue(key, record, now - table.msOverdue(now));
   }
 
   /** Marks the state dirty again if it is in memory (a flush skipped it while a delete was pending). */
@@ -774,15 +778,12 @@ export class PersistentReadStates implements DirtyEvictionSink, FlushSink {
   // ---- Write-behind ----------------------------------------------------------------------
 
   /**
-   * Moves due states and channels to the write queues, a bounded chunk per event-loop turn:
-   * copying a record costs microseconds, and thousands falling due together must not hold
-   * the loop for tens of milliseconds.
+   * Moves due channels to their write queue, a bounded chunk per event-loop turn, and starts
+   * the drain, which takes due states from the table as it sends them (takeDueStates).
    */
   private flushDue(): void {
     if (this.stopped) return;
     const now = this.clock();
-    const taken = this.engine.table.takeDue(now, FLUSH_CHUNK, this);
-    if (taken > 0) this.counters.flushes++;
     let channelsDue = 0;
     // Insertion order is first-change order, so the first channel not yet due ends the scan.
     for (const [channel, since] of this.dirtyChannels) {
@@ -792,12 +793,26 @@ export class PersistentReadStates implements DirtyEvictionSink, FlushSink {
       channelsDue++;
     }
     void this.drain();
-    if (taken === FLUSH_CHUNK || channelsDue === FLUSH_CHUNK) setImmediate(() => this.flushDue());
+    if (channelsDue === FLUSH_CHUNK) setImmediate(() => this.flushDue());
   }
 
-  private enqueue(key: string, record: ReadStateRecord): void {
+  /**
+   * Moves up to `room` due states (at most a chunk: copying a record costs microseconds) from
+   * the table to the write queue. Called by the drain when it is about to send, not as they
+   * fall due: a due state waiting in the table is a few typed-array words, one waiting in the
+   * queue is a record of strings on the heap. Under eviction churn the queue used to hold
+   * thousands for seconds, and each young-generation collection copied and promoted them
+   * (2 MB a second at 3,300 writes a second).
+   */
+  private takeDueStates(room: number): void {
+    if (this.stopped || room <= 0) return;
+    const taken = this.engine.table.takeDue(this.clock(), Math.min(room, FLUSH_CHUNK), this);
+    if (taken > 0) this.counters.flushes++;
+  }
+
+  private enqueue(key: string, record: ReadStateRecord, since = this.clock()): void {
     this.unconfirmed.set(key, record);
-    this.writeQueue.push(key, this.clock());
+    this.writeQueue.push(key, since);
   }
 
   /** Sends queued records and channels to the store, one batch at a time, backing off after failures. */
@@ -805,7 +820,7 @@ export class PersistentReadStates implements DirtyEvictionSink, FlushSink {
     if (this.writing || this.clock() < this.retryAt) return;
     this.writing = true;
     try {
-      while (this.channelQueue.length > 0 || this.writeQueue.length > 0) {
+      for (;;) {
         if (this.clock() < this.retryAt) break;
         if (this.channelQueue.length > 0) {
           // Serialising a channel's window of up to 1,000 messages is the costly part: few per turn.
@@ -822,6 +837,8 @@ export class PersistentReadStates implements DirtyEvictionSink, FlushSink {
           }
           continue;
         }
+        this.takeDueStates(this.writeBatchSize - this.writeQueue.length);
+        if (this.writeQueue.length === 0) break;
         const { items, since } = this.writeQueue.take(this.writeBatchSize);
         // Each key's newest copy; keys confirmed or left since they were queued are skipped.
         const keys: string[] = [];
@@ -851,14 +868,18 @@ export class PersistentReadStates implements DirtyEvictionSink, FlushSink {
     }
   }
 
+  /** How long the oldest write has waited: in a queue, or in the table since it fell due. */
   private writeLagMs(): number {
-    const oldest = Math.min(this.writeQueue.oldestQueuedAt ?? Infinity, this.channelQueue.oldestQueuedAt ?? Infinity);
-    return oldest === Infinity ? 0 : this.clock() - oldest;
+    const now = this.clock();
+    const oldest = Math.min(this.writeQueue.oldestQueuedAt ?? now, this.channelQueue.oldestQueuedAt ?? now);
+    return Math.max(now - oldest, this.engine.table.msOverdue(now));
   }
 
-  /** Trickle while the oldest queued write (queued at `since`) is young; full speed once behind or stopping. */
+  /** Trickle while the oldest write waiting (the batch's, queued at `since`, or a due state's) is young; full speed once behind or stopping. */
   private writeOptions(since: number): WriteOptions | undefined {
-    return this.stopped || this.clock() - since > this.flushDelayMs / 3 ? undefined : this.trickle;
+    if (this.stopped) return undefined;
+    const now = this.clock();
+    return Math.max(now - since, this.engine.table.msOverdue(now)) > this.flushDelayMs / 3 ? undefined : this.trickle;
   }
 
   private succeeded(records: number): void {

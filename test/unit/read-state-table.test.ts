@@ -199,15 +199,21 @@ describe('ReadStateTable against a Map model', () => {
     expect(table.size).toBe(2);
   });
 
-  it('takes only the due entries, oldest first, and tells when the next falls due', () => {
+  it('takes only the due entries, oldest first, and tells when the next falls due and how overdue the oldest is', () => {
     const sink = new RecordingSink();
     const table = new ReadStateTable(100, 30_000, sink);
+    expect(table.msOverdue(50_000)).toBe(0);
     for (let i = 0; i < 100; i++) table.markDirty(table.insert(0, i, 0, 0), i * 1000);
     expect(table.msUntilNextDue(10_000)).toBe(20_000);
+    expect(table.msOverdue(10_000)).toBe(0);
     expect(table.takeDue(29_999, 1000, sink)).toBe(0);
-    expect(table.takeDue(35_500, 1000, sink)).toBe(6);
+    expect(table.msOverdue(35_500)).toBe(5_500);
+    expect(table.takeDue(35_500, 3, sink)).toBe(3);
+    expect(table.msOverdue(35_500)).toBe(2_500);
+    expect(table.takeDue(35_500, 1000, sink)).toBe(3);
     expect(sink.flushed).toEqual([0, 1, 2, 3, 4, 5].map((i) => `0:${i}:0:0`));
     expect(table.msUntilNextDue(35_500)).toBe(500);
+    expect(table.msOverdue(35_500)).toBe(0);
   });
 
   it('holds ids above 2^53 and many keys with colliding hashes apart', () => {
