@@ -731,7 +731,7 @@ export class PersistentReadStates implements DirtyEvictionSink, FlushSink {
 
   /** Inserts a loaded record; the slot, or -1 when the table is full of unwritable dirty entries. */
   private insertRecord(record: ReadStateRecord, key = keyOf(record.userId, record.channelId)): number {
-    // Scratch of its own: callers keep ids in the user and channel scratch across this call.
+    // Scratch of its own, so an insert never overwrites ids a caller parsed into the shared scratch.
     const ids = this.recordHalves;
     this.halves(record.userId, ids, 0);
     this.halves(record.channelId, ids, 2);
