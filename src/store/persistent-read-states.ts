@@ -24,6 +24,7 @@ import { type ChannelTable } from '../engine/channel-table.js';
 import { type DirtyEvictionSink, type FlushSink, type ReadStateTable } from '../engine/read-state-table.js';
 import { emptyView, Outcome, ReadStates, type ReadStatesOptions, type ReadStateView } from '../engine/read-states.js';
 import { formatSnowflake, parseSnowflake } from '../engine/snowflake.js';
+import { IdPairMap } from './id-pair-map.js';
 import { allocateWindow, MAX_WINDOW_MENTIONS, windowLength } from './recent-window.js';
 import type { ChannelRecord, ReadStateRecord, ReadStateStore, WriteOptions } from './records.js';
 import { WriteQueue } from './write-queue.js';
@@ -137,7 +138,8 @@ export class PersistentReadStates implements DirtyEvictionSink, FlushSink {
   private readonly trickle: WriteOptions;
 
   private readonly channelLoads = new Map<string, Promise<boolean>>();
-  private readonly stateLoads = new Map<string, Promise<boolean>>();
+  /** Loads of (user, channel) in flight. Pairs, not "user:channel" strings, throughout the churn path: see id-pair-map.ts. */
+  private readonly stateLoads = new IdPairMap<Promise<boolean>>();
   private readonly userLoads = new Map<string, Promise<ReadStateRecord[]>>();
 
   /**
@@ -145,8 +147,8 @@ export class PersistentReadStates implements DirtyEvictionSink, FlushSink {
    * Without it every mention of a non-member in every message would cost a store read.
    */
   private readonly nonMembers = new Map<string, number>();
-  /** Every record handed to the store and not yet confirmed written, by key. */
-  private readonly unconfirmed = new Map<string, ReadStateRecord>();
+  /** Every record handed to the store and not yet confirmed written, by (user, channel). */
+  private readonly unconfirmed = new IdPairMap<ReadStateRecord>();
   /** Memberships whose delete is on its way to the store (see leave). */
   private readonly leaving = new Set<string>();
   /**
@@ -155,8 +157,8 @@ export class PersistentReadStates implements DirtyEvictionSink, FlushSink {
    */
   private readonly pendingMentions = new Map<string, number>();
   private readonly channelSource: ChannelSource;
-  /** Keys of unconfirmed records in the order they were handed over (each write sends a key's newest copy). */
-  private readonly writeQueue = new WriteQueue<string>();
+  /** Unconfirmed records in the order they were handed over (each write sends its pair's newest copy). */
+  private readonly writeQueue = new WriteQueue<ReadStateRecord>();
   /** Channel slot -> when its first unwritten change happened. */
   private readonly dirtyChannels = new Map<number, number>();
   private readonly channelQueue = new WriteQueue<number>();
@@ -180,6 +182,8 @@ export class PersistentReadStates implements DirtyEvictionSink, FlushSink {
   private readonly mentionHalves = new Uint32Array(2 * 1024);
   /** User, channel and ack of a record being inserted. */
   private readonly recordHalves = new Uint32Array(6);
+  /** User and channel of a record the drain is sending. */
+  private readonly queuedHalves = new Uint32Array(4);
   private readonly viewScratch = emptyView();
 
   private readonly counters = { hits: 0, misses: 0, flushes: 0, writes: 0, writeErrors: 0, loadErrors: 0 };
@@ -269,10 +273,7 @@ export class PersistentReadStates implements DirtyEvictionSink, FlushSink {
       const channelHi = channel[0];
       const channelLo = channel[1];
       let slot = this.engine.table.find(userHi, userLo, channelHi, channelLo);
-      if (slot === -1) {
-        const key = keyOf(record.userId, record.channelId);
-        slot = this.insertRecord(this.unconfirmed.get(key) ?? record, key);
-      }
+      if (slot === -1) slot = this.insertRecord(this.unconfirmed.get(userHi, userLo, channelHi, channelLo) ?? record);
       if (slot === -1) {
         // Table full of unwritable dirty entries: answer from the record itself.
         const ack = record.lastAckedId === null ? [0, 0] : this.pair(record.lastAckedId);
@@ -422,7 +423,9 @@ export class PersistentReadStates implements DirtyEvictionSink, FlushSink {
       // The delete's timestamp is taken when it is issued: a write of this state issued after
       // it would win and bring the row back. So queued writes are dropped, and write-behind
       // leaves the state alone until the delete is confirmed.
-      this.unconfirmed.delete(key);
+      const user = this.halves(userId, this.userHalves);
+      const channel = this.halves(channelId, this.channelHalves);
+      this.unconfirmed.delete(user[0], user[1], channel[0], channel[1]);
       this.leaving.add(key);
       try {
         await this.store.deleteState(userId, channelId);
@@ -434,8 +437,8 @@ export class PersistentReadStates implements DirtyEvictionSink, FlushSink {
         this.leaving.delete(key);
       }
       this.rememberNonMember(key);
-      const user = this.halves(userId, this.userHalves);
-      const channel = this.halves(channelId, this.channelHalves);
+      this.halves(userId, user);
+      this.halves(channelId, channel);
       this.engine.leave(user[0], user[1], channel[0], channel[1]);
       return { code: 0, removed: true };
     } catch (error) {
@@ -601,15 +604,13 @@ export class PersistentReadStates implements DirtyEvictionSink, FlushSink {
   // ---- Engine sinks ----------------------------------------------------------------------
 
   acceptDirtyEviction(table: ReadStateTable, slot: number): boolean {
-    const record = this.recordOf(table, slot);
-    const key = keyOf(record.userId, record.channelId);
     // Leaving: kept in memory rather than written, in case the delete fails.
-    if (this.leaving.has(key)) return false;
+    if (this.isLeaving(table, slot)) return false;
     if (this.unconfirmed.size >= this.maxPendingWrites) {
       this.log?.warn({ pendingWrites: this.unconfirmed.size }, 'store behind: keeping dirty read states in memory');
       return false;
     }
-    this.enqueue(key, record);
+    this.enqueue(table, slot, this.clock());
     // One drain per turn however many entries a turn evicts (a miss storm evicts thousands).
     if (!this.drainScheduled) {
       this.drainScheduled = true;
@@ -619,12 +620,17 @@ export class PersistentReadStates implements DirtyEvictionSink, FlushSink {
   }
 
   flushEntry(table: ReadStateTable, slot: number): void {
-    const record = this.recordOf(table, slot);
-    const key = keyOf(record.userId, record.channelId);
     // Queued as waiting since it fell due (the entry handed over is always the oldest dirty
     // one), so the trickle rule counts the time it waited in the table.
     const now = this.clock();
-    if (!this.leaving.has(key)) this.enqueue(key, record, now - table.msOverdue(now));
+    if (!this.isLeaving(table, slot)) this.enqueue(table, slot, now - table.msOverdue(now));
+  }
+
+  /** Whether the state in `slot` is being deleted (see leave); no key is built while nothing is. */
+  private isLeaving(table: ReadStateTable, slot: number): boolean {
+    if (this.leaving.size === 0) return false;
+    const userId = formatSnowflake(table.userHi(slot), table.userLo(slot));
+    return this.leaving.has(keyOf(userId, formatSnowflake(table.channelHi(slot), table.channelLo(slot))));
   }
 
   /** Marks the state dirty again if it is in memory (a flush skipped it while a delete was pending). */
@@ -669,33 +675,43 @@ export class PersistentReadStates implements DirtyEvictionSink, FlushSink {
     const user = this.halves(userId, this.userHalves);
     const channel = this.halves(channelId, this.channelHalves);
     // Hits are counted where the event is applied (the *Resident methods), misses here.
-    if (this.engine.table.get(user[0], user[1], channel[0], channel[1]) !== -1) return true;
-    const key = keyOf(userId, channelId);
-    if (this.isKnownNonMember(key)) return false;
-    let load = this.stateLoads.get(key);
+    const userHi = user[0];
+    const userLo = user[1];
+    const channelHi = channel[0];
+    const channelLo = channel[1];
+    if (this.engine.table.get(userHi, userLo, channelHi, channelLo) !== -1) return true;
+    if (this.nonMembers.size > 0 && this.isKnownNonMember(keyOf(userId, channelId))) return false;
+    let load = this.stateLoads.get(userHi, userLo, channelHi, channelLo);
     if (load === undefined) {
       this.counters.misses++;
-      const pending = this.unconfirmed.get(key);
+      const pending = this.unconfirmed.get(userHi, userLo, channelHi, channelLo);
       const source = pending !== undefined ? Promise.resolve(pending) : this.store.loadState(userId, channelId);
       // Both outcomes forget the load in the same callback that settles it: no .finally, one promise fewer per miss.
       load = source.then(
         (record) => {
-          this.stateLoads.delete(key);
-          return this.installState(key, userId, channelId, record);
+          this.forgetStateLoad(userId, channelId);
+          return this.installState(userId, channelId, record);
         },
         (error: unknown) => {
-          this.stateLoads.delete(key);
+          this.forgetStateLoad(userId, channelId);
           throw error;
         },
       );
-      this.stateLoads.set(key, load);
+      this.stateLoads.set(userHi, userLo, channelHi, channelLo, load);
     }
     return load;
   }
 
+  private forgetStateLoad(userId: string, channelId: string): void {
+    const user = this.halves(userId, this.userHalves);
+    const channel = this.halves(channelId, this.channelHalves);
+    this.stateLoads.delete(user[0], user[1], channel[0], channel[1]);
+  }
+
   /** A loaded state made resident (unless a load that came first did it); false when the store says it is no membership. */
-  private installState(key: string, userId: string, channelId: string, record: ReadStateRecord | null): boolean {
+  private installState(userId: string, channelId: string, record: ReadStateRecord | null): boolean {
     if (record === null) {
+      const key = keyOf(userId, channelId);
       this.rememberNonMember(key);
       this.pendingMentions.delete(key);
       return false;
@@ -703,7 +719,7 @@ export class PersistentReadStates implements DirtyEvictionSink, FlushSink {
     const user = this.halves(userId, this.userHalves);
     const channel = this.halves(channelId, this.channelHalves);
     if (this.engine.table.find(user[0], user[1], channel[0], channel[1]) !== -1) return true;
-    return this.insertRecord(this.unconfirmed.get(key) ?? record, key) !== -1;
+    return this.insertRecord(this.unconfirmed.get(user[0], user[1], channel[0], channel[1]) ?? record) !== -1;
   }
 
   private rememberNonMember(key: string): void {
@@ -730,7 +746,7 @@ export class PersistentReadStates implements DirtyEvictionSink, FlushSink {
   // ---- Engine application -----------------------------------------------------------------
 
   /** Inserts a loaded record; the slot, or -1 when the table is full of unwritable dirty entries. */
-  private insertRecord(record: ReadStateRecord, key = keyOf(record.userId, record.channelId)): number {
+  private insertRecord(record: ReadStateRecord): number {
     // Scratch of its own, so an insert never overwrites ids a caller parsed into the shared scratch.
     const ids = this.recordHalves;
     this.halves(record.userId, ids, 0);
@@ -744,14 +760,17 @@ export class PersistentReadStates implements DirtyEvictionSink, FlushSink {
     }
     table.setMentionBias(slot, record.mentionBias);
     table.setPinnedAt(slot, record.pinnedAt);
-    const pending = this.pendingMentions.get(key);
-    if (pending !== undefined) {
-      this.pendingMentions.delete(key);
-      table.setMentionBias(slot, record.mentionBias + pending);
-      table.markDirty(slot, this.clock());
+    if (this.pendingMentions.size > 0) {
+      const key = keyOf(record.userId, record.channelId);
+      const pending = this.pendingMentions.get(key);
+      if (pending !== undefined) {
+        this.pendingMentions.delete(key);
+        table.setMentionBias(slot, record.mentionBias + pending);
+        table.markDirty(slot, this.clock());
+      }
     }
     // Still unconfirmed in the store: keep it dirty so a later flush writes it again if needed.
-    if (this.unconfirmed.has(key)) table.markDirty(slot, this.clock());
+    if (this.unconfirmed.has(ids[0], ids[1], ids[2], ids[3])) table.markDirty(slot, this.clock());
     return slot;
   }
 
@@ -810,9 +829,19 @@ export class PersistentReadStates implements DirtyEvictionSink, FlushSink {
     if (taken > 0) this.counters.flushes++;
   }
 
-  private enqueue(key: string, record: ReadStateRecord, since = this.clock()): void {
-    this.unconfirmed.set(key, record);
-    this.writeQueue.push(key, since);
+  /** Copies the state in `slot` into a record for the store, queued as waiting since `since`. */
+  private enqueue(table: ReadStateTable, slot: number, since: number): void {
+    const record = this.recordOf(table, slot);
+    this.unconfirmed.set(table.userHi(slot), table.userLo(slot), table.channelHi(slot), table.channelLo(slot), record);
+    this.writeQueue.push(record, since);
+  }
+
+  /** The newest unconfirmed copy of the record's (user, channel), its ids left in queuedHalves; undefined once confirmed or left. */
+  private newestUnconfirmed(record: ReadStateRecord): ReadStateRecord | undefined {
+    const ids = this.queuedHalves;
+    this.halves(record.userId, ids, 0);
+    this.halves(record.channelId, ids, 2);
+    return this.unconfirmed.get(ids[0], ids[1], ids[2], ids[3]);
   }
 
   /** Sends queued records and channels to the store, one batch at a time, backing off after failures. */
@@ -840,23 +869,23 @@ export class PersistentReadStates implements DirtyEvictionSink, FlushSink {
         this.takeDueStates(this.writeBatchSize - this.writeQueue.length);
         if (this.writeQueue.length === 0) break;
         const { items, since } = this.writeQueue.take(this.writeBatchSize);
-        // Each key's newest copy; keys confirmed or left since they were queued are skipped.
-        const keys: string[] = [];
+        // Each pair's newest copy; pairs confirmed or left since they were queued are skipped.
         const batch: ReadStateRecord[] = [];
-        for (const key of items) {
-          const record = this.unconfirmed.get(key);
-          if (record === undefined) continue;
-          keys.push(key);
-          batch.push(record);
+        for (const queued of items) {
+          const record = this.newestUnconfirmed(queued);
+          if (record !== undefined) batch.push(record);
         }
         if (batch.length === 0) continue;
         try {
           await this.store.writeStates(batch, this.writeOptions(since));
           // A copy newer than the one written stays, for its own queue entry.
-          for (let i = 0; i < keys.length; i++) if (this.unconfirmed.get(keys[i]) === batch[i]) this.unconfirmed.delete(keys[i]);
+          const ids = this.queuedHalves;
+          for (const record of batch) {
+            if (this.newestUnconfirmed(record) === record) this.unconfirmed.delete(ids[0], ids[1], ids[2], ids[3]);
+          }
           this.succeeded(batch.length);
         } catch (error) {
-          this.writeQueue.putBack(keys, since);
+          this.writeQueue.putBack(batch, since);
           this.failed(error);
         }
       }

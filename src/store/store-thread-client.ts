@@ -59,8 +59,14 @@ interface Pending {
 }
 
 export class StoreThreadClient implements ReadStateStore {
-  private readonly pending = new Map<number, Pending>();
-  private nextId = 1;
+  /**
+   * Calls awaiting their answer, by id; an id is the call's cell here, reused once answered.
+   * Not a Map: one that fills and empties with every batch of calls rebuilds its table each
+   * time, and an old-generation table left behind keeps the callbacks it held, and all they
+   * reach, alive through young-generation collections (see id-pair-map.ts).
+   */
+  private readonly pending: (Pending | undefined)[] = [];
+  private readonly freeIds: number[] = [];
   /** Calls made since the last message to the thread. */
   private outgoing: StoreCall[] = [];
   private gone: StoreThreadGone | null = null;
@@ -132,9 +138,10 @@ export class StoreThreadClient implements ReadStateStore {
     this.worker.on('message', (message: StoreThreadMessage) => {
       if (!Array.isArray(message)) return;
       for (const answer of message) {
-        const pending = this.pending.get(answer.id);
+        const pending = this.pending[answer.id];
         if (pending === undefined) continue;
-        this.pending.delete(answer.id);
+        this.pending[answer.id] = undefined;
+        this.freeIds.push(answer.id);
         if ('error' in answer) pending.reject(errorOf(answer.error));
         else pending.resolve(answer.result);
       }
@@ -149,9 +156,9 @@ export class StoreThreadClient implements ReadStateStore {
 
   private call(method: StoreMethod, args: unknown[]): Promise<unknown> {
     if (this.gone !== null) return Promise.reject(this.gone);
-    const id = this.nextId++;
+    const id = this.freeIds.pop() ?? this.pending.length;
     return new Promise((resolve, reject) => {
-      this.pending.set(id, { resolve, reject });
+      this.pending[id] = { resolve, reject };
       if (this.outgoing.length === 0) queueMicrotask(this.sendOutgoing);
       this.outgoing.push({ id, method, args });
     });
@@ -165,7 +172,8 @@ export class StoreThreadClient implements ReadStateStore {
 
   private fail(reason: StoreThreadGone): void {
     this.gone ??= reason;
-    for (const pending of this.pending.values()) pending.reject(this.gone);
-    this.pending.clear();
+    for (const pending of this.pending) pending?.reject(this.gone);
+    this.pending.length = 0;
+    this.freeIds.length = 0;
   }
 }
